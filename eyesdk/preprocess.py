@@ -1,0 +1,122 @@
+"""The one preprocessing path: crop -> model input. Training, export calibration, runtime and benchmarks call it.
+
+Only numpy: grey conversion with ITU-R 601 weights (as OpenCV), an antialiased triangle-filter resize done as two
+small precomputed weight-matrix products (identical on every machine, no image library), then per-crop
+standardisation, which removes most of the brightness and contrast differences between infrared and visible cameras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidCropError
+
+MIN_SIDE = 8
+MAX_SIDE = 8192
+ACCEPTED = (
+    "a numpy array H x W, H x W x 1, H x W x 3 (BGR, or RGB with color='rgb') or H x W x 4, dtype uint8 "
+    "(0..255) or float (0..1), sides 8..8192; a PIL.Image; or a path to an image file"
+)
+_GREY_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # B, G, R weights (ITU-R 601, as cv2)
+
+
+@dataclass(frozen=True)
+class PreprocessContract:
+    """What the model expects; written into every bundle manifest and artifact's metadata."""
+
+    size: int = 32
+    color: str = "grey"
+    grey_weights: str = "bt601"
+    resize: str = "triangle-antialias"
+    normalization: str = "per-crop-standardize"
+    std_floor: float = 0.02
+    layout: str = "NCHW"
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessContract:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        contract = cls(**known)
+        expected = cls(size=contract.size, std_floor=contract.std_floor)
+        if contract != expected:
+            raise ValueError(f"unsupported preprocessing contract {data}; this eyesdk implements {expected.to_dict()}")
+        return contract
+
+
+DEFAULT_CONTRACT = PreprocessContract()
+
+
+@lru_cache(maxsize=256)
+def resize_weights(n_in: int, n_out: int) -> np.ndarray:
+    """Row-stochastic (n_out, n_in) matrix of an antialiased triangle (bilinear) filter, as PIL's BILINEAR."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centers = (np.arange(n_out, dtype=np.float64) + 0.5) * scale
+    src = np.arange(n_in, dtype=np.float64) + 0.5
+    weights = np.clip(1.0 - np.abs(src[None, :] - centers[:, None]) / support, 0.0, None)
+    weights /= weights.sum(axis=1, keepdims=True)
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
+def to_grey(crop: np.ndarray, color: str = "bgr") -> np.ndarray:
+    """Validate one array crop and return it as float32 grey in [0, 255], shape (H, W)."""
+    if not isinstance(crop, np.ndarray):
+        raise InvalidCropError(f"expected a numpy array, got {type(crop).__name__}; accepted: {ACCEPTED}")
+    if color not in ("bgr", "rgb"):
+        raise InvalidCropError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    if crop.ndim == 3 and crop.shape[2] in (1, 3, 4):
+        channels = crop.shape[2]
+    elif crop.ndim == 2:
+        channels = 0
+    else:
+        raise InvalidCropError(f"crop has shape {crop.shape}; accepted: {ACCEPTED}")
+    h, w = crop.shape[:2]
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+        raise InvalidCropError(f"crop is {h}x{w} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
+    if crop.dtype == np.uint8:
+        pixels = crop.astype(np.float32)
+    elif crop.dtype.kind == "f":
+        pixels = crop.astype(np.float32)
+        if not np.isfinite(pixels).all():
+            raise InvalidCropError("crop contains NaN or infinite values; float crops must be finite in [0, 1]")
+        lo, hi = float(pixels.min()), float(pixels.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InvalidCropError(f"float crop has values in [{lo:.3g}, {hi:.3g}]; float crops must lie in [0, 1]")
+        pixels *= 255.0
+    else:
+        raise InvalidCropError(f"crop dtype {crop.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
+    if channels in (0, 1):
+        return pixels.reshape(h, w)
+    bgr = pixels[:, :, :3] if color == "bgr" else pixels[:, :, 2::-1]
+    return bgr @ _GREY_BGR
+
+
+def standardize(resized: np.ndarray, std_floor: float) -> np.ndarray:
+    """Per-crop zero mean / unit variance over the last two axes, in units of [0, 1] pixels."""
+    scaled = resized * np.float32(1.0 / 255.0)
+    mean = scaled.mean(axis=(-2, -1), keepdims=True)
+    std = np.maximum(scaled.std(axis=(-2, -1), keepdims=True), np.float32(std_floor))
+    return ((scaled - mean) / std).astype(np.float32, copy=False)
+
+
+def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
+    """Grey float/uint8 image(s) (..., H, W) in [0, 255] -> standardized (..., size, size) float32."""
+    h, w = grey.shape[-2:]
+    wy = resize_weights(h, contract.size)
+    wx = resize_weights(w, contract.size)
+    resized = wy @ grey.astype(np.float32, copy=False) @ wx.T
+    return standardize(resized, contract.std_floor)
+
+
+def preprocess(crop: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT, color: str = "bgr") -> np.ndarray:
+    """One crop array -> model input of shape (1, 1, size, size), float32."""
+    return preprocess_grey(to_grey(crop, color), contract)[None, None]
