@@ -28,7 +28,7 @@ class EyeNet(nn.Module):
     def __init__(self, widths: Sequence[int] = (8, 16, 32, 64), extra: Sequence[int] = (), dropout: float = 0.1):
         super().__init__()
         layers: list[nn.Module] = [conv_bn(1, widths[0], 1)]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers.append(conv_bn(c_in, c_out, 2))
         for c_out in extra:
             layers.append(conv_bn(widths[-1] if not layers else _out_channels(layers[-1]), c_out, 1))

@@ -108,13 +108,18 @@ def standardize(resized: np.ndarray, std_floor: float) -> np.ndarray:
     return ((scaled - mean) / std).astype(np.float32, copy=False)
 
 
-def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
-    """Grey float/uint8 image(s) (..., H, W) in [0, 255] -> standardized (..., size, size) float32."""
+def resize_grey(grey: np.ndarray, size: int) -> np.ndarray:
+    """Grey image(s) (..., H, W) -> (..., size, size) float32, same value range; the contract's resize step."""
     h, w = grey.shape[-2:]
-    wy = resize_weights(h, contract.size)
-    wx = resize_weights(w, contract.size)
-    resized = wy @ grey.astype(np.float32, copy=False) @ wx.T
-    return standardize(resized, contract.std_floor)
+    return resize_weights(h, size) @ grey.astype(np.float32, copy=False) @ resize_weights(w, size).T
+
+
+def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
+    """Grey float/uint8 image(s) (..., H, W) in [0, 255] -> standardized (..., size, size) float32.
+
+    Training augments between the two steps (resize_grey, then standardize) and calls the same two functions.
+    """
+    return standardize(resize_grey(grey, contract.size), contract.std_floor)
 
 
 def preprocess(crop: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT, color: str = "bgr") -> np.ndarray:

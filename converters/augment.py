@@ -1,0 +1,147 @@
+"""Batched, seeded augmentations aimed at cross-camera generalization.
+
+They act on resized grey crops in [0, 1] (the output of eyesdk.preprocess.resize_grey / 255), *before* the contract's
+per-crop standardization, so photometric changes (gamma, contrast, saturation, noise, blur, JPEG blocking, low
+resolution) look like what other cameras produce. Geometry: flip, scale, shift and rotation jitter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+# Standard JPEG luminance quantization table (ITU T.81, Annex K).
+_JPEG_LUMA = torch.tensor([
+    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55],
+    [14, 13, 16, 24, 40, 57, 69, 56], [14, 17, 22, 29, 51, 87, 80, 62],
+    [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99],
+], dtype=torch.float32)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: float = 0.5
+    scale: tuple[float, float] = (0.85, 1.15)
+    shift: float = 0.08  # fraction of the side
+    rotate_deg: float = 12.0
+    gamma: float = 0.5  # log-gamma uniform in [-g, g]
+    contrast: tuple[float, float] = (0.6, 1.4)
+    brightness: float = 0.15
+    blur_p: float = 0.3
+    blur_sigma: tuple[float, float] = (0.3, 1.3)
+    noise_p: float = 0.3
+    noise_sigma: float = 0.04
+    jpeg_p: float = 0.3
+    jpeg_quality: tuple[int, int] = (15, 80)
+    lowres_p: float = 0.25
+    lowres_min: int = 10
+
+
+def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=gen) * (hi - lo) + lo
+
+
+def _mask(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=gen) < p
+
+
+def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    flip = torch.where(_mask(n, cfg.flip, gen), -1.0, 1.0)
+    scale = _uniform(n, *cfg.scale, gen)
+    angle = _uniform(n, -cfg.rotate_deg, cfg.rotate_deg, gen) * math.pi / 180
+    tx, ty = (_uniform(n, -cfg.shift, cfg.shift, gen) * 2 for _ in range(2))
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    shape = (n, 1, 1, 1)
+    gamma = torch.exp(_uniform(n, -cfg.gamma, cfg.gamma, gen)).view(shape)
+    x = x.clamp(0, 1) ** gamma
+    contrast = _uniform(n, *cfg.contrast, gen).view(shape)
+    bright = _uniform(n, -cfg.brightness, cfg.brightness, gen).view(shape)
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    return ((x - mean) * contrast + mean + bright).clamp(0, 1)
+
+
+def gaussian_blur(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    chosen = _mask(n, cfg.blur_p, gen)
+    if not chosen.any():
+        return x
+    sigma = _uniform(n, *cfg.blur_sigma, gen)[chosen]
+    r = torch.arange(-2, 3, dtype=torch.float32)
+    k1 = torch.exp(-(r[None, :] ** 2) / (2 * sigma[:, None] ** 2))
+    k1 = k1 / k1.sum(1, keepdim=True)
+    kernels = (k1[:, :, None] * k1[:, None, :]).unsqueeze(1)  # (m, 1, 5, 5)
+    sub = x[chosen].transpose(0, 1)  # (1, m, H, W): one group per image
+    blurred = F.conv2d(F.pad(sub, (2, 2, 2, 2), mode="reflect"), kernels, groups=kernels.shape[0])
+    out = x.clone()
+    out[chosen] = blurred.transpose(0, 1)
+    return out
+
+
+def add_noise(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    sigma = _uniform(n, 0, cfg.noise_sigma, gen) * _mask(n, cfg.noise_p, gen)
+    return (x + torch.randn(x.shape, generator=gen) * sigma.view(n, 1, 1, 1)).clamp(0, 1)
+
+
+def _dct_matrix(n: int = 8) -> torch.Tensor:
+    k = torch.arange(n, dtype=torch.float32)
+    d = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * math.sqrt(2 / n)
+    d[0] /= math.sqrt(2)
+    return d
+
+
+_DCT8 = _dct_matrix()
+
+
+def jpeg_artifacts(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Real JPEG luminance coding on 8x8 blocks: DCT, quantize with the quality-scaled table, inverse DCT."""
+    n, _, h, w = x.shape
+    chosen = _mask(n, cfg.jpeg_p, gen)
+    if not chosen.any() or h % 8 or w % 8:
+        return x
+    m = int(chosen.sum())
+    quality = _uniform(m, *cfg.jpeg_quality, gen)
+    factor = torch.where(quality < 50, 5000 / quality, 200 - 2 * quality) / 100
+    table = (_JPEG_LUMA[None] * factor.view(m, 1, 1)).clamp(min=1)  # (m, 8, 8)
+    blocks = (x[chosen, 0] * 255 - 128).reshape(m, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)
+    coeffs = _DCT8 @ blocks @ _DCT8.T
+    q = table[:, None, None]
+    restored = _DCT8.T @ (torch.round(coeffs / q) * q) @ _DCT8
+    out = x.clone()
+    out[chosen, 0] = ((restored.permute(0, 1, 3, 2, 4).reshape(m, h, w) + 128) / 255).clamp(0, 1)
+    return out
+
+
+def low_resolution(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Down- then up-sample a share of the batch, as a small eye in a far or low-resolution camera looks."""
+    n, _, h, _ = x.shape
+    chosen = _mask(n, cfg.lowres_p, gen)
+    if not chosen.any():
+        return x
+    side = int(torch.randint(cfg.lowres_min, h, (1,), generator=gen))
+    small = F.interpolate(x[chosen], size=(side, side), mode="area")
+    out = x.clone()
+    out[chosen] = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return out
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """(N, 1, S, S) crops in [0, 1] -> augmented crops in [0, 1], all randomness from gen."""
+    x = random_affine(x, cfg, gen)
+    x = low_resolution(x, cfg, gen)
+    x = photometric(x, cfg, gen)
+    x = gaussian_blur(x, cfg, gen)
+    x = add_noise(x, cfg, gen)
+    return jpeg_artifacts(x, cfg, gen)

@@ -1,0 +1,47 @@
+"""Checkpoints: plain dicts of tensors and JSON-like values, written atomically, read with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .model import model_from_config
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **meta: Any) -> Path:
+    """Write {"config", "state_dict", **meta} to path via a temp file + rename, so a kill never leaves half a file.
+
+    meta must hold only tensors, numbers, strings, lists and dicts (no pickled objects), e.g. optimizer state dicts,
+    epoch, temperature, contract, data summary.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"config": dict(model.config), "state_dict": model.state_dict(), **meta}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely (no arbitrary unpickling)."""
+    return torch.load(Path(path), map_location="cpu", weights_only=True)
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model in eval mode from a checkpoint; returns (model, checkpoint dict)."""
+    ckpt = read_checkpoint(path)
+    model = model_from_config(ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt

@@ -1,0 +1,83 @@
+"""Glue between data, splits, training and evaluation: what `eyesdk-convert train|evaluate|cv` run."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
+
+from .datasets import Sample, load_crops, read_sources, summarize
+from .splits import assign_from_folds, read_folds, split_by_subject, write_folds
+
+
+@dataclass
+class PreparedData:
+    samples: list[Sample]
+    x: np.ndarray  # (N, S, S) resized grey in [0, 1], before standardization
+    y: np.ndarray
+    folds: np.ndarray  # subject-disjoint fold index per sample
+    bad: list[tuple[Path, str]]
+    summary: dict[str, Any]
+
+    def standardized(self, mask: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
+        return standardize(self.x[mask] * np.float32(255.0), contract.std_floor)
+
+    def subset(self, mask: np.ndarray) -> list[Sample]:
+        return [s for s, m in zip(self.samples, mask, strict=True) if m]
+
+
+def prepare_data(
+    specs: Sequence[str | Path], folds_file: str | Path, k: int = 5, seed: int = 0,
+    cache_dir: str | Path | None = None, contract: PreprocessContract = DEFAULT_CONTRACT, progress: bool = True,
+) -> PreparedData:
+    """Read every source, decode + resize through the shared preprocessing, and attach subject-disjoint folds.
+
+    The folds file is created on first use and reused afterwards, so every run scores on the same split.
+    """
+    samples = read_sources(specs)
+    loaded = load_crops(samples, contract, cache_dir=cache_dir, progress=progress, standardized=False)
+    if loaded.bad and progress:
+        print(f"skipped {len(loaded.bad)} unreadable images, e.g. {loaded.bad[0][0]}: {loaded.bad[0][1]}")
+    folds_file = Path(folds_file)
+    if folds_file.exists():
+        folds = assign_from_folds(loaded.samples, read_folds(folds_file))
+    else:
+        folds = split_by_subject(loaded.samples, folds=k, seed=seed)
+        write_folds(folds_file, loaded.samples, folds, {"k": k, "seed": seed, "sources": [str(s) for s in specs]})
+    summary = summarize(loaded.samples)
+    summary["unreadable"] = len(loaded.bad)
+    return PreparedData(loaded.samples, loaded.x, np.asarray(loaded.y, dtype=np.int64), np.asarray(folds),
+                        loaded.bad, summary)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Atomic JSON write (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_jsonable)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
