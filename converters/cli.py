@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 DEFAULT_CACHE = Path.home() / ".cache" / "eyesdk" / "crops"
+DEFAULT_FOLDS = "folds/shared-data-5fold.json"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -23,7 +24,7 @@ def train_options(fn):
     options = [
         click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
                      help="Dataset root or CSV manifest (MRL, CEW, open/closed folders, path,label CSV); repeatable."),
-        click.option("--folds", "folds_file", type=click.Path(), default="runs/folds.json", show_default=True,
+        click.option("--folds", "folds_file", type=click.Path(), default=DEFAULT_FOLDS, show_default=True,
                      help="Subject-disjoint fold file; created on first use, reused afterwards."),
         click.option("--k", default=5, show_default=True, help="Number of folds when the fold file is created."),
         click.option("--seed", default=0, show_default=True),
@@ -31,10 +32,15 @@ def train_options(fn):
         click.option("--margin", "arc_margin", default=0.2, show_default=True, help="ArcFace angular margin (rad)."),
         click.option("--scale", "arc_scale", default=16.0, show_default=True, help="ArcFace scale s."),
         click.option("--widths", default="8,16,32,64", show_default=True, help="Conv widths (first at stride 1)."),
+        click.option("--size", default=32, show_default=True, help="Model input side (preprocessing contract)."),
+        click.option("--extra", default="", help="Extra stride-1 conv widths after the last stage (teachers)."),
         click.option("--epochs", default=30, show_default=True),
         click.option("--samples-per-epoch", default=40_000, show_default=True),
         click.option("--lr", default=3e-3, show_default=True),
         click.option("--threads", default=2, show_default=True),
+        click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Checkpoint of a larger model to distil from (BCE head only)."),
+        click.option("--distill-alpha", default=0.5, show_default=True, help="Weight of the hard-label loss."),
         click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
                      help="Cache of decoded crops (an .npz per dataset state)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
@@ -47,9 +53,19 @@ def train_options(fn):
 def _config(**kw: Any):
     from .train import TrainConfig
 
-    return TrainConfig(head=kw["head"], widths=_ints(kw["widths"]), epochs=kw["epochs"],
+    return TrainConfig(head=kw["head"], widths=_ints(kw["widths"]), extra=_ints(kw["extra"]), epochs=kw["epochs"],
                        samples_per_epoch=kw["samples_per_epoch"], lr=kw["lr"], seed=kw["seed"],
-                       threads=kw["threads"], arc_margin=kw["arc_margin"], arc_scale=kw["arc_scale"])
+                       threads=kw["threads"], arc_margin=kw["arc_margin"], arc_scale=kw["arc_scale"],
+                       teacher=kw["teacher"], distill_alpha=kw["distill_alpha"])
+
+
+def _prepare(kw: dict[str, Any]):
+    from eyesdk.preprocess import PreprocessContract
+
+    from .pipeline import prepare_data
+
+    return prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
+                        PreprocessContract(size=kw["size"]), progress=not kw["quiet"])
 
 
 def _fold_masks(folds: np.ndarray, val_fold: int, test_fold: int | None) -> tuple[np.ndarray, ...]:
@@ -72,8 +88,8 @@ def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet
     meta = {"data_summary": {**data.summary, "train": int(train_mask.sum()), "val": int(val_mask.sum()),
                              "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold}}
     result = train(data.x[train_mask], data.y[train_mask], [s.source for s in train_samples],
-                   data.standardized(val_mask), data.y[val_mask], cfg, out, resume=resume, progress=not quiet,
-                   extra_meta=meta)
+                   data.standardized(val_mask), data.y[val_mask], cfg, out, contract=data.contract, resume=resume,
+                   progress=not quiet, extra_meta=meta)
     reports = {"best_epoch": result.best_epoch + 1, "temperature": result.temperature, "history": result.history}
     for name, mask in (("val", val_mask), ("test", test_mask)):
         if mask.any():
@@ -98,9 +114,8 @@ def main() -> None:
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT/last.pt if present.")
 def train_cmd(out: str, val_fold: int, test_fold: int | None, resume: bool, **kw: Any) -> None:
     """Train one model: early stopping and temperature on the validation fold; checkpoints in OUT."""
-    from .pipeline import prepare_data
 
-    data = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"], progress=not kw["quiet"])
+    data = _prepare(kw)
     _train_one(data, Path(out), _config(**kw), val_fold, test_fold, kw["quiet"], resume)
     click.echo(f"checkpoint: {Path(out) / 'best.pt'}")
 
@@ -110,9 +125,9 @@ def train_cmd(out: str, val_fold: int, test_fold: int | None, resume: bool, **kw
 @click.option("--out", type=click.Path(), default="runs/cv", show_default=True)
 def cv_cmd(out: str, **kw: Any) -> None:
     """Subject-disjoint k-fold: fold i is the test set, fold i+1 the validation set; mean ± std over folds."""
-    from .pipeline import prepare_data, write_json
+    from .pipeline import write_json
 
-    data = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"], progress=not kw["quiet"])
+    data = _prepare(kw)
     k = int(data.folds.max()) + 1
     per_fold = []
     for i in range(k):
@@ -149,7 +164,7 @@ def format_cv(summary: dict[str, Any]) -> str:
 @main.command("evaluate")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--folds", "folds_file", type=click.Path(), default="runs/folds.json", show_default=True)
+@click.option("--folds", "folds_file", type=click.Path(), default="folds/shared-data-5fold.json", show_default=True)
 @click.option("--fold", "fold_ids", multiple=True, type=int,
               help="Evaluate only these folds (default: the checkpoint's validation and test folds, else all data).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the full report as JSON here.")

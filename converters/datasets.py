@@ -285,6 +285,8 @@ def read_class_folders(root: str | Path) -> list[Sample]:
             inner = path.relative_to(class_dir).parts
             subject = f"folder:{set_key}/{inner[0]}" if len(inner) > 1 else f"folder:{set_key}"
             samples.append(Sample(path=path, label=label, source="folder", subject=subject))
+    if not samples:
+        raise ValueError(f"{root}: no png/jpg/jpeg/bmp images in any open/ or closed/ folder below it")
     return samples
 
 

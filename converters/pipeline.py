@@ -26,9 +26,10 @@ class PreparedData:
     folds: np.ndarray  # subject-disjoint fold index per sample
     bad: list[tuple[Path, str]]
     summary: dict[str, Any]
+    contract: PreprocessContract = DEFAULT_CONTRACT
 
-    def standardized(self, mask: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
-        return standardize(self.x[mask] * np.float32(255.0), contract.std_floor)
+    def standardized(self, mask: np.ndarray) -> np.ndarray:
+        return standardize(self.x[mask] * np.float32(255.0), self.contract.std_floor)
 
     def subset(self, mask: np.ndarray) -> list[Sample]:
         return [s for s, m in zip(self.samples, mask, strict=True) if m]
@@ -55,7 +56,7 @@ def prepare_data(
     summary = summarize(loaded.samples)
     summary["unreadable"] = len(loaded.bad)
     return PreparedData(loaded.samples, loaded.x, np.asarray(loaded.y, dtype=np.int64), np.asarray(folds),
-                        loaded.bad, summary)
+                        loaded.bad, summary, contract)
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -2,8 +2,8 @@
 
 A random image split would put near-duplicate video frames of one person in train and test and overstate
 accuracy. Folds are stratified by source (each fold gets a share of every dataset, so every test fold has
-both infrared and visible-light images) and balanced in size. The assignment is written to a small JSON file
-so that training, calibration and the model card all use the same split.
+both infrared and visible-light images) and balanced in size and class. The assignment is written to a small
+JSON file so that training, calibration and the model card all use the same split.
 """
 
 from __future__ import annotations
@@ -21,40 +21,52 @@ from .datasets import OPEN, Sample, atomic_write
 FOLDS_FORMAT = "eyesdk-folds/1"
 
 
-def _subjects_by_source(samples: Sequence[Sample]) -> dict[str, Counter[str]]:
-    """Image counts per subject, grouped by the source that holds most of the subject's images."""
-    per_subject: dict[str, Counter[str]] = defaultdict(Counter)
+def _subjects_by_source(samples: Sequence[Sample]) -> dict[str, dict[str, tuple[int, int]]]:
+    """(open, closed) image counts per subject, grouped by the source holding most of the subject's images."""
+    sources: dict[str, Counter[str]] = defaultdict(Counter)
+    classes: dict[str, Counter[int]] = defaultdict(Counter)
     for s in samples:
-        per_subject[s.subject][s.source] += 1
-    grouped: dict[str, Counter[str]] = defaultdict(Counter)
-    for subject, sources in per_subject.items():
-        source = min(sources, key=lambda name: (-sources[name], name))
-        grouped[source][subject] = sum(sources.values())
+        sources[s.subject][s.source] += 1
+        classes[s.subject][s.label] += 1
+    grouped: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for subject, counts in sources.items():
+        source = min(counts, key=lambda name: (-counts[name], name))
+        n_open = classes[subject][OPEN]
+        grouped[source][subject] = (n_open, sum(classes[subject].values()) - n_open)
     return grouped
 
 
 def split_by_subject(samples: Sequence[Sample], folds: int = 5, seed: int = 0) -> list[int]:
     """Fold index (0..folds-1) per sample; every subject lies in exactly one fold.
 
-    Greedy per source: subjects from largest to smallest (equal sizes in a seeded random order) each go to the
-    fold holding the fewest images of that source so far (ties: fewest images overall, then lowest index).
-    The result depends on the samples' subjects and seed, not on their order.
+    Greedy per source: subjects from largest to smallest (equal sizes in a seeded random order) each go to
+    the fold with the least of that source's images of the subject's classes (minimum of
+    open_in_fold * subject_open + closed_in_fold * subject_closed; ties: fewest images of the source, then
+    overall, then lowest index). So folds get similar sizes and class balance from every source -- many MRL
+    subjects are nearly all one class, and pure size balancing leaves some folds 70% open.
+    The result depends on the samples' subjects, labels and the seed, not on their order.
     """
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer of at least 2, got {folds!r}")
     rng = np.random.default_rng(seed)
     totals = [0] * folds
     fold_of: dict[str, int] = {}
-    for _, sizes in sorted(_subjects_by_source(samples).items()):
-        names = sorted(sizes)
+    for _, counts in sorted(_subjects_by_source(samples).items()):
+        names = sorted(counts)
         tie_order = rng.permutation(len(names))
-        order = sorted(range(len(names)), key=lambda i: (-sizes[names[i]], int(tie_order[i])))
-        per_fold = [0] * folds
+        order = sorted(range(len(names)), key=lambda i: (-sum(counts[names[i]]), int(tie_order[i])))
+        n_open = [0] * folds
+        n_closed = [0] * folds
         for i in order:
-            target = min(range(folds), key=lambda f: (per_fold[f], totals[f], f))
+            o, c = counts[names[i]]
+            target = min(
+                range(folds),
+                key=lambda f: (o * n_open[f] + c * n_closed[f], n_open[f] + n_closed[f], totals[f], f),
+            )
             fold_of[names[i]] = target
-            per_fold[target] += sizes[names[i]]
-            totals[target] += sizes[names[i]]
+            n_open[target] += o
+            n_closed[target] += c
+            totals[target] += o + c
     return [fold_of[s.subject] for s in samples]
 
 

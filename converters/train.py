@@ -43,6 +43,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     source_weights: dict[str, float] = field(default_factory=lambda: {"cew": 4.0})
+    teacher: str | None = None  # checkpoint of a larger model to distil from
+    distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha goes to matching the teacher
+    distill_temperature: float = 2.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,11 +108,20 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, head: str, pos_weight: torch.Tensor) -> torch.Tensor:
-    if head == "arcface":
+def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, pos_weight: torch.Tensor,
+          teacher: nn.Module | None) -> torch.Tensor:
+    if cfg.head == "arcface":
         class_weight = torch.stack([torch.ones(()), pos_weight])
         return F.cross_entropy(model.margin_logits(xb, yb), yb.long(), weight=class_weight)
-    return F.binary_cross_entropy_with_logits(model(xb).view(-1), yb.float(), pos_weight=pos_weight)
+    z = model(xb).view(-1)
+    hard = F.binary_cross_entropy_with_logits(z, yb.float(), pos_weight=pos_weight)
+    if teacher is None:
+        return hard
+    tau = cfg.distill_temperature
+    with torch.no_grad():
+        soft_target = torch.sigmoid(teacher(xb).view(-1) / tau)
+    soft = F.binary_cross_entropy_with_logits(z / tau, soft_target) * tau**2
+    return cfg.distill_alpha * hard + (1 - cfg.distill_alpha) * soft
 
 
 def _validate(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
@@ -152,6 +164,12 @@ def train(
     pos_weight = torch.tensor(positive_weight(y_train, weights), dtype=torch.float32)
     model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
     ema = copy.deepcopy(model).eval()
+    teacher = None
+    if cfg.teacher:
+        from .checkpoint import load_model
+
+        teacher, _ = load_model(cfg.teacher)
+        teacher.eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
@@ -198,7 +216,7 @@ def train(
             batch_idx = idx[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             xb = augment(x_all[batch_idx], cfg.augment, gen)
             xb = torch.from_numpy(standardize(xb.numpy() * 255.0, contract.std_floor))
-            loss = _loss(model, xb, y_all[batch_idx], cfg.head, pos_weight)
+            loss = _loss(model, xb, y_all[batch_idx], cfg, pos_weight, teacher)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

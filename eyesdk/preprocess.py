@@ -101,17 +101,32 @@ def to_grey(crop: np.ndarray, color: str = "bgr") -> np.ndarray:
 
 
 def standardize(resized: np.ndarray, std_floor: float) -> np.ndarray:
-    """Per-crop zero mean / unit variance over the last two axes, in units of [0, 1] pixels."""
-    scaled = resized * np.float32(1.0 / 255.0)
-    mean = scaled.mean(axis=(-2, -1), keepdims=True)
-    std = np.maximum(scaled.std(axis=(-2, -1), keepdims=True), np.float32(std_floor))
-    return ((scaled - mean) / std).astype(np.float32, copy=False)
+    """Per-crop zero mean / unit variance over the last two axes of crops in [0, 255].
+
+    std_floor is in units of [0, 1] pixels, so near-uniform crops are not blown up into noise. Written as a few
+    whole-array numpy calls because it runs on every predict (about 2x faster than ndarray.mean/std).
+    """
+    shape = resized.shape
+    n = shape[-1] * shape[-2]
+    flat = resized.reshape(-1, n).astype(np.float32, copy=False)
+    mean = flat.sum(axis=1, keepdims=True) * np.float32(1.0 / n)
+    centered = flat - mean
+    var = np.einsum("ij,ij->i", centered, centered)[:, None] * np.float32(1.0 / n)
+    inv_std = np.float32(1.0) / np.maximum(np.sqrt(var), np.float32(std_floor * 255.0))
+    return (centered * inv_std).reshape(shape)
+
+
+@lru_cache(maxsize=256)
+def _transposed_weights(n_in: int, n_out: int) -> np.ndarray:
+    weights = np.ascontiguousarray(resize_weights(n_in, n_out).T)
+    weights.setflags(write=False)
+    return weights
 
 
 def resize_grey(grey: np.ndarray, size: int) -> np.ndarray:
     """Grey image(s) (..., H, W) -> (..., size, size) float32, same value range; the contract's resize step."""
     h, w = grey.shape[-2:]
-    return resize_weights(h, size) @ grey.astype(np.float32, copy=False) @ resize_weights(w, size).T
+    return resize_weights(h, size) @ (grey.astype(np.float32, copy=False) @ _transposed_weights(w, size))
 
 
 def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from synthetic import synthetic_eye
+
 from eyesdk.converters.datasets import (
     LabelError,
     Sample,
@@ -19,9 +22,6 @@ from eyesdk.converters.datasets import (
     read_sources,
     summarize,
 )
-from PIL import Image
-from synthetic import synthetic_eye
-
 from eyesdk.imagefile import read_image
 from eyesdk.preprocess import PreprocessContract, preprocess_grey, to_grey
 
@@ -181,6 +181,12 @@ def test_class_folders_keep_sets_and_people_apart(tmp_path: Path) -> None:
 def test_class_folders_at_root(tmp_path: Path) -> None:
     _write(tmp_path / "eyes" / "open" / "a.png")
     assert [s.subject for s in read_class_folders(tmp_path / "eyes")] == ["folder:eyes"]
+
+
+def test_class_folders_without_images(tmp_path: Path) -> None:
+    (tmp_path / "eyes" / "open").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"eyes: no png/jpg/jpeg/bmp images in any open/ or closed/ folder"):
+        read_class_folders(tmp_path / "eyes")
 
 
 # ---- CSV manifest

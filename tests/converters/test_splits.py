@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from eyesdk.converters.datasets import Sample, read_source
 from eyesdk.converters.splits import (
     assign_from_folds,
@@ -55,6 +56,18 @@ def test_folds_are_balanced_per_source() -> None:
         assert max(counts.values()) / min(counts.values()) < 1.35
     totals = Counter(folds)
     assert max(totals.values()) / min(totals.values()) < 1.2
+
+
+def test_folds_are_class_balanced_even_with_one_class_subjects() -> None:
+    samples = [
+        Sample(Path(f"{i}/{j}.png"), int(i % 3 == 0), "mrl", f"mrl:s{i:04d}")
+        for i in range(30)
+        for j in range(50 + 7 * i)
+    ]
+    folds = split_by_subject(samples, folds=5, seed=0)
+    for fold in range(5):
+        labels = [s.label for s, f in zip(samples, folds, strict=True) if f == fold]
+        assert 0.2 < sum(labels) / len(labels) < 0.5  # overall open fraction is about 0.35
 
 
 def test_deterministic_for_a_seed_and_independent_of_order() -> None:

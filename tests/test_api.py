@@ -1,0 +1,336 @@
+"""The public API on every backend x precision of the format table, every input form and every error path."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from runtime_helpers import tiny_bundle_path
+from synthetic import synthetic_eye
+
+import eyesdk
+from eyesdk import api
+from eyesdk.bundle import default_bundle_path, load_bundle
+from eyesdk.errors import BackendUnavailableError, InvalidCropError
+from eyesdk.formats import FORMATS, PRECISIONS
+from eyesdk.preprocess import preprocess, preprocess_grey
+
+COMBOS = [(f.backend, p) for f in FORMATS.values() for p in PRECISIONS]
+_STATES: dict[tuple[str, str], eyesdk.EyeState] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bundle_path(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may read or write the user's tuning cache."""
+    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def state(bundle: Path, backend: str, precision: str) -> eyesdk.EyeState:
+    """One EyeState per backend x precision for the whole session (loading costs more than the tests)."""
+    key = (backend, precision)
+    if key not in _STATES:
+        if backend not in eyesdk.available_backends():
+            pytest.skip(f"{backend} is not installed here")
+        _STATES[key] = eyesdk.EyeState(model=bundle, backend=backend, precision=precision)
+    return _STATES[key]
+
+
+@pytest.fixture
+def es(tiny_bundle: Path) -> eyesdk.EyeState:
+    return state(tiny_bundle, "onnxruntime", "fp32")
+
+
+def crops(n: int = 6, size: tuple[int, int] = (40, 56), seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [synthetic_eye(i % 2 == 0, size, rng) for i in range(n)]
+
+
+# -- contract on every backend x precision ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("backend", "precision"), COMBOS)
+def test_predict_contract(tiny_bundle: Path, backend: str, precision: str) -> None:
+    es = state(tiny_bundle, backend, precision)
+    assert (es.backend, es.precision) == (backend, precision)
+    assert es.artifact["precision"] == precision and FORMATS[es.artifact["format"]].backend == backend
+    assert es.temperature == es.artifact["temperature"] > 0
+    for crop in crops():
+        r = es.predict(crop)
+        assert isinstance(r, eyesdk.EyePrediction)
+        assert type(r.is_open) is bool and type(r.prob_open) is float and type(r.logit) is float
+        assert 0.0 <= r.prob_open <= 1.0
+        assert r.label == ("open" if r.is_open else "closed")
+        assert r.is_open == (r.prob_open >= es.bundle.threshold)
+        assert r.prob_open == pytest.approx(1 / (1 + math.exp(-r.logit / es.temperature)), rel=1e-12)
+        x = preprocess(crop, es.bundle.contract)
+        assert r.logit == pytest.approx(float(es.logits(x)[0]), abs=1e-6)
+
+
+@pytest.mark.parametrize(("backend", "precision"), COMBOS)
+def test_classifies_synthetic_eyes(tiny_bundle: Path, backend: str, precision: str) -> None:
+    es = state(tiny_bundle, backend, precision)
+    rng = np.random.default_rng(7)
+    labels = [i % 2 == 0 for i in range(40)]
+    results = es.predict_batch([synthetic_eye(o, (48, 64), rng) for o in labels])
+    accuracy = np.mean([r.is_open == o for r, o in zip(results, labels, strict=True)])
+    assert accuracy >= 0.9
+
+
+@pytest.mark.parametrize(("backend", "precision"), COMBOS)
+def test_reproduces_reference_logits(tiny_bundle: Path, backend: str, precision: str) -> None:
+    es = state(tiny_bundle, backend, precision)
+    probe = es.bundle.probe()
+    reference = np.asarray(es.artifact["reference_logits"], dtype=np.float32)
+    assert np.abs(es.logits(probe) - reference).max() <= es.artifact["tolerance"]
+
+
+@pytest.mark.parametrize(("backend", "precision"), COMBOS)
+def test_batch_matches_single(tiny_bundle: Path, backend: str, precision: str) -> None:
+    es = state(tiny_bundle, backend, precision)
+    batch = crops(7)
+    singles = [es.predict(c) for c in batch]
+    together = es.predict_batch(batch)
+    stacked = es.predict_batch(np.stack(batch))
+    for a, b, c in zip(singles, together, stacked, strict=True):
+        assert a.logit == pytest.approx(b.logit, abs=1e-5) and b.logit == pytest.approx(c.logit, abs=1e-5)
+        assert a.label == b.label == c.label
+
+
+@pytest.mark.parametrize(("backend", "precision"), COMBOS)
+def test_predict_is_thread_safe(tiny_bundle: Path, backend: str, precision: str) -> None:
+    es = state(tiny_bundle, backend, precision)
+    work = crops(16, seed=3)
+    expected = [es.predict(c).logit for c in work]
+    results: dict[int, list[float]] = {}
+    barrier = threading.Barrier(8)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        results[k] = [es.predict(work[(i + k) % len(work)]).logit for i in range(5 * len(work))]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, got in results.items():
+        assert got == [expected[(i + k) % len(work)] for i in range(5 * len(work))]
+    assert len(results) == 8
+
+
+# -- input forms ----------------------------------------------------------------------------------------------------
+
+
+def test_grey_forms_agree(es: eyesdk.EyeState) -> None:
+    crop = crops(1, (37, 61))[0]
+    base = es.predict(crop).logit
+    assert es.predict(crop[:, :, None]).logit == base
+    assert es.predict(np.repeat(crop[:, :, None], 3, axis=2)).logit == pytest.approx(base, abs=1e-5)
+    rgba = np.dstack([crop, crop, crop, np.full_like(crop, 255)])
+    assert es.predict(rgba).logit == pytest.approx(base, abs=1e-5)
+    assert es.predict(crop.astype(np.float32) / 255.0).logit == pytest.approx(base, abs=1e-5)
+    assert es.predict(crop.astype(np.float64) / 255.0).logit == pytest.approx(base, abs=1e-5)
+    assert es.predict(np.asfortranarray(crop)).logit == pytest.approx(base, abs=1e-6)
+    assert es.predict(crop[::-1, ::-1][::-1, ::-1]).logit == base  # non-contiguous view path
+
+
+def test_bgr_is_the_default_and_rgb_is_explicit(tiny_bundle: Path, es: eyesdk.EyeState) -> None:
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    rgb = bgr[:, :, ::-1].copy()
+    es_rgb = eyesdk.EyeState(model=tiny_bundle, backend="onnxruntime", precision="fp32", color="rgb")
+    assert es.predict(bgr).logit == pytest.approx(es_rgb.predict(rgb).logit, abs=1e-6)
+    assert es.predict(bgr).logit != pytest.approx(es.predict(rgb).logit, abs=1e-6)
+
+
+def test_pil_images(es: eyesdk.EyeState) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    crop = crops(1)[0]
+    base = es.predict(crop).logit
+    assert es.predict(Image.fromarray(crop)).logit == pytest.approx(base, abs=1e-6)
+    rgb = np.dstack([crop, crop, crop])
+    assert es.predict(Image.fromarray(rgb, "RGB")).logit == pytest.approx(base, abs=1e-5)
+    assert es.predict(Image.fromarray(rgb, "RGB").convert("RGBA")).logit == pytest.approx(base, abs=1e-5)
+
+
+def test_image_files(es: eyesdk.EyeState, tmp_path: Path) -> None:
+    Image = pytest.importorskip("PIL.Image")
+    crop = crops(1)[0]
+    rgb = np.dstack([crop, crop // 2, crop // 3])  # RGB on disk; files are read as RGB whatever `color` says
+    Image.fromarray(rgb, "RGB").save(tmp_path / "eye.png")
+    expected = es.predict(rgb[:, :, ::-1].copy()).logit  # the same pixels handed over as BGR
+    assert es.predict(tmp_path / "eye.png").logit == pytest.approx(expected, abs=1e-6)
+    assert es.predict(str(tmp_path / "eye.png")).logit == pytest.approx(expected, abs=1e-6)
+
+
+def test_predict_batch_forms(es: eyesdk.EyeState) -> None:
+    same = crops(5)
+    mixed = [*crops(2, (20, 30)), *crops(2, (90, 90), seed=1)]
+    assert [r.logit for r in es.predict_batch(mixed)] == pytest.approx([es.predict(c).logit for c in mixed], abs=1e-5)
+    assert [r.logit for r in es.predict_batch(tuple(same))] == pytest.approx(
+        [r.logit for r in es.predict_batch(np.stack(same))], abs=1e-6
+    )
+    floats = np.stack(same).astype(np.float32) / 255.0
+    assert [r.logit for r in es.predict_batch(floats)] == pytest.approx(
+        [es.predict(c).logit for c in same], abs=1e-5
+    )
+    colour = np.stack([np.dstack([c, c, c]) for c in same])  # N x H x W x 3
+    assert [r.logit for r in es.predict_batch(colour)] == pytest.approx([es.predict(c).logit for c in same], abs=1e-5)
+    assert es.predict_batch([]) == []
+    assert es.predict_batch(np.zeros((0, 20, 20), np.uint8)) == []
+    assert es.predict_batch(c for c in same[:2])[0].logit == pytest.approx(es.predict(same[0]).logit, abs=1e-6)
+
+
+def test_uint8_stack_is_preprocessed_in_one_call(es: eyesdk.EyeState, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def counting(grey: np.ndarray, contract: object) -> np.ndarray:
+        calls.append(grey.shape)
+        return preprocess_grey(grey, contract)
+
+    monkeypatch.setattr(api, "preprocess_grey", counting)
+    stack = np.stack(crops(9))
+    assert len(es.predict_batch(stack)) == 9
+    assert calls == [stack.shape]
+
+
+def test_large_batches_are_chunked(es: eyesdk.EyeState, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "_MAX_CHUNK", 4)
+    stack = np.stack(crops(10))
+    chunked = [r.logit for r in es.predict_batch(stack)]
+    monkeypatch.setattr(api, "_MAX_CHUNK", 1024)
+    assert chunked == pytest.approx([r.logit for r in es.predict_batch(stack)], abs=1e-6)
+
+
+def test_logits_on_a_fixed_batch_backend(tiny_bundle: Path) -> None:
+    es = state(tiny_bundle, "tflite", "int8")  # batch-1 file with int8 I/O
+    probe = es.bundle.probe()[:5]
+    assert es.logits(probe).shape == (5,)
+    assert es.logits(probe)[3] == pytest.approx(es.logits(probe[3:4])[0], abs=1e-6)
+
+
+def test_repr_and_attributes(es: eyesdk.EyeState) -> None:
+    assert "onnxruntime" in repr(es) and "fp32" in repr(es)
+    assert es.bundle.path.is_dir() and len(es.bundle.sha256) == 64
+    assert es.threads == 1
+
+
+# -- errors ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("crop", "message"),
+    [
+        (np.zeros((0, 0), np.uint8), r"crop is 0x0 pixels; sides must be 8\.\.8192"),
+        (np.zeros((5, 40), np.uint8), r"crop is 5x40 pixels; sides must be 8\.\.8192"),
+        (np.full((20, 20), np.nan, np.float32), "NaN or infinite"),
+        (np.full((20, 20), np.inf), "NaN or infinite"),
+        (np.full((20, 20), 2.0, np.float32), r"float crops must lie in \[0, 1\]"),
+        (np.zeros((20, 20), np.int16), "dtype int16 is not supported; accepted: uint8"),
+        (np.zeros((20, 20), bool), "dtype bool is not supported"),
+        (np.zeros((20, 20, 2), np.uint8), r"crop has shape \(20, 20, 2\); accepted: a numpy array"),
+        (np.zeros((2, 20, 20, 3), np.uint8), r"crop has shape \(2, 20, 20, 3\)"),
+        (np.zeros(20, np.uint8), r"crop has shape \(20,\)"),
+        ([[0] * 20] * 20, "cannot classify a list; accepted: a numpy array"),
+        (None, "cannot classify a NoneType"),
+        (42, "cannot classify a int"),
+        (b"\x89PNG", "cannot classify a bytes"),
+    ],
+)
+def test_invalid_crops(es: eyesdk.EyeState, crop: object, message: str) -> None:
+    with pytest.raises(InvalidCropError, match=message) as info:
+        es.predict(crop)
+    assert isinstance(info.value, ValueError)
+
+
+def test_invalid_crop_in_a_batch_names_its_index(es: eyesdk.EyeState) -> None:
+    with pytest.raises(InvalidCropError, match=r"crop 2: crop is 4x4 pixels"):
+        es.predict_batch([*crops(2), np.zeros((4, 4), np.uint8)])
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (np.zeros((20, 20), np.uint8), r"predict_batch array has shape \(20, 20\).*for a single crop use predict"),
+        (np.zeros((2, 4, 20), np.uint8), r"crops are 4x20 pixels; sides must be 8\.\.8192"),
+        (np.full((2, 20, 20), np.nan, np.float32), "crop 0: crop contains NaN"),
+        (42, "predict_batch takes a list of crops or an N x H x W array, got int"),
+        ("eye.png", "predict_batch takes a list of crops or an N x H x W array, got str"),
+    ],
+)
+def test_invalid_batches(es: eyesdk.EyeState, batch: object, message: str) -> None:
+    with pytest.raises(InvalidCropError, match=message):
+        es.predict_batch(batch)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [np.zeros((1, 1, 32, 32), np.float64), np.zeros((1, 32, 32), np.float32), np.zeros((1, 1, 16, 16), np.float32), []],
+)
+def test_logits_refuses_unprepared_input(es: eyesdk.EyeState, batch: object) -> None:
+    with pytest.raises(InvalidCropError, match=r"logits\(\) takes a preprocessed float32 batch \(N, 1, 32, 32\)"):
+        es.logits(batch)
+
+
+def test_missing_image_file(es: eyesdk.EyeState, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        es.predict(tmp_path / "missing.png")
+
+
+def test_unreadable_image_file(es: eyesdk.EyeState, tmp_path: Path) -> None:
+    pytest.importorskip("PIL")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(InvalidCropError, match="bad.png"):
+        es.predict(tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"color": "hsv"}, ValueError, "color must be 'bgr' or 'rgb', got 'hsv'"),
+        ({"threads": 0}, ValueError, "threads must be a positive int, got 0"),
+        ({"threads": True}, ValueError, "threads must be a positive int"),
+        ({"backend": "tensorrt"}, ValueError, "unknown backend 'tensorrt'; choose one of onnxruntime, openvino"),
+        ({"precision": "int4"}, ValueError, "unknown precision 'int4'; choose one of fp32, fp16, int8 or 'auto'"),
+    ],
+)
+def test_invalid_arguments(tiny_bundle: Path, kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        eyesdk.EyeState(model=tiny_bundle, **kwargs)
+
+
+def test_explicit_backend_not_installed_raises(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eyesdk import backends
+
+    monkeypatch.setattr(backends, "is_available", lambda name: name != "openvino")
+    message = r"'openvino' was requested but is not installed.*eyesdk\[openvino\]"
+    with pytest.raises(BackendUnavailableError, match=message):
+        eyesdk.EyeState(model=tiny_bundle, backend="openvino")
+
+
+def test_accepts_a_loaded_bundle(tiny_bundle: Path) -> None:
+    b = load_bundle(tiny_bundle)
+    es = eyesdk.EyeState(model=b, backend="tflite", precision="fp32")
+    assert es.bundle is b
+
+
+# -- the embedded default bundle ----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (default_bundle_path() / "manifest.json").exists(),
+    reason="the embedded default bundle eyesdk/models/default is not shipped yet (the lead adds it)",
+)
+def test_default_bundle() -> None:
+    es = eyesdk.EyeState()
+    r = es.predict(synthetic_eye(True, (60, 90)))
+    assert r.label in ("open", "closed") and 0.0 <= r.prob_open <= 1.0
+    assert es.backend in eyesdk.available_backends()

@@ -1,0 +1,267 @@
+"""eyesdk.bundle: a bundle is verified (schema, checksums, paths, contract) before any backend reads it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from runtime_helpers import copy_bundle, edit_manifest, read_manifest, tiny_bundle_path, write_manifest
+
+import eyesdk
+from eyesdk import backends, bundle
+from eyesdk.bundle import SCHEMA, Bundle, load_bundle
+from eyesdk.errors import ModelIntegrityError
+from eyesdk.formats import FORMATS, PRECISIONS
+from eyesdk.preprocess import PreprocessContract
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bundle_path(tmp_path_factory)
+
+
+@pytest.fixture
+def damaged(tiny_bundle: Path, tmp_path: Path) -> Path:
+    return copy_bundle(tiny_bundle, tmp_path / "bundle")
+
+
+def test_loads_and_exposes_the_manifest(tiny_bundle: Path) -> None:
+    b = load_bundle(tiny_bundle)
+    assert isinstance(b, Bundle)
+    assert b.path == tiny_bundle.resolve()
+    assert len(b.sha256) == 64
+    assert isinstance(b.contract, PreprocessContract)
+    assert b.manifest["schema"] == SCHEMA
+    assert {(a["format"], a["precision"]) for a in b.artifacts} == {(f, p) for f in FORMATS for p in PRECISIONS}
+    assert b.artifact("onnx", "fp32")["file"] == "eyestate_fp32.onnx"
+    assert b.file("eyestate_fp32.onnx").is_file()
+    assert 0.0 <= b.threshold <= 1.0
+    probe = b.probe()
+    assert probe.shape[1:] == (1, b.contract.size, b.contract.size)
+
+
+def test_same_bundle_same_sha(tiny_bundle: Path, damaged: Path) -> None:
+    assert load_bundle(tiny_bundle).sha256 == load_bundle(damaged).sha256
+
+
+def test_modified_artifact_is_refused(damaged: Path) -> None:
+    path = damaged / "eyestate_fp32.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_fp32\.onnx' has sha256 .* \(modified\)"):
+        load_bundle(damaged)
+
+
+def test_truncated_file_is_refused(damaged: Path) -> None:
+    path = damaged / "eyestate_int8.bin"
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_int8\.bin' is \d+ bytes; the manifest says \d+"):
+        load_bundle(damaged)
+
+
+def test_missing_file_is_refused(damaged: Path) -> None:
+    (damaged / "eyestate_fp16.tflite").unlink()
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_fp16\.tflite' is missing"):
+        load_bundle(damaged)
+
+
+def test_unknown_schema_is_refused(damaged: Path) -> None:
+    edit_manifest(damaged, schema="eyesdk.bundle/2")
+    with pytest.raises(ModelIntegrityError, match=r"unknown schema 'eyesdk\.bundle/2'.*reads 'eyesdk\.bundle/1'"):
+        load_bundle(damaged)
+
+
+def test_manifest_that_is_not_json_is_refused(damaged: Path) -> None:
+    (damaged / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelIntegrityError, match="manifest.json is not valid JSON"):
+        load_bundle(damaged)
+
+
+def test_manifest_that_is_not_an_object_is_refused(damaged: Path) -> None:
+    (damaged / "manifest.json").write_text("[]")
+    with pytest.raises(ModelIntegrityError, match="must hold a JSON object"):
+        load_bundle(damaged)
+
+
+def test_directory_without_manifest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelIntegrityError, match="has no manifest.json; it is not an eyesdk bundle"):
+        load_bundle(tmp_path)
+
+
+def test_missing_bundle_directory_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_a_file_is_not_a_bundle(tmp_path: Path) -> None:
+    (tmp_path / "x.onnx").write_bytes(b"")
+    with pytest.raises(ModelIntegrityError, match="is not a directory"):
+        load_bundle(tmp_path / "x.onnx")
+
+
+@pytest.mark.parametrize("key", ["files", "artifacts", "preprocess", "threshold"])
+def test_missing_required_key_is_refused(damaged: Path, key: str) -> None:
+    edit_manifest(damaged, **{key: None})
+    with pytest.raises(ModelIntegrityError, match=f"lacks key\\(s\\) {key}"):
+        load_bundle(damaged)
+
+
+@pytest.mark.parametrize(
+    ("bad_path", "message"),
+    [
+        ("../outside.onnx", r"'\.' or '\.\.' components"),
+        ("sub/../../outside.onnx", r"'\.' or '\.\.' components"),
+        ("/etc/passwd", "is absolute"),
+        ("C:\\model.onnx", "is absolute"),
+        ("sub\\model.onnx", "backslashes"),
+        ("", "non-empty string"),
+    ],
+)
+def test_paths_outside_the_bundle_are_refused(damaged: Path, bad_path: str, message: str) -> None:
+    manifest = read_manifest(damaged)
+    manifest["files"][bad_path] = {"sha256": "0" * 64, "size": 1}
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=message):
+        load_bundle(damaged)
+
+
+def test_artifact_path_outside_the_bundle_is_refused(damaged: Path, tmp_path: Path) -> None:
+    manifest = read_manifest(damaged)
+    manifest["artifacts"][0]["file"] = "../elsewhere/eyestate_fp32.onnx"
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=r"artifacts\[0\]\.file: path '\.\./elsewhere"):
+        load_bundle(damaged)
+
+
+def test_symlinked_artifact_is_refused(damaged: Path, tmp_path: Path) -> None:
+    target = tmp_path / "real.onnx"
+    target.write_bytes((damaged / "eyestate_fp32.onnx").read_bytes())  # identical bytes: only the link is wrong
+    (damaged / "eyestate_fp32.onnx").unlink()
+    os.symlink(target, damaged / "eyestate_fp32.onnx")
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_fp32\.onnx' is a symlink"):
+        load_bundle(damaged)
+
+
+def test_symlinked_directory_component_is_refused(damaged: Path, tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "probe.npy").write_bytes((damaged / "probe.npy").read_bytes())
+    os.symlink(tmp_path / "real", damaged / "sub")
+    manifest = read_manifest(damaged)
+    manifest["files"]["sub/probe.npy"] = manifest["files"]["probe.npy"]
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match="'sub' is a symlink"):
+        load_bundle(damaged)
+
+
+def test_symlinked_manifest_is_refused(damaged: Path, tmp_path: Path) -> None:
+    (tmp_path / "m.json").write_bytes((damaged / "manifest.json").read_bytes())
+    (damaged / "manifest.json").unlink()
+    os.symlink(tmp_path / "m.json", damaged / "manifest.json")
+    with pytest.raises(ModelIntegrityError, match="manifest.json is a symlink"):
+        load_bundle(damaged)
+
+
+def test_artifact_not_covered_by_a_checksum_is_refused(damaged: Path) -> None:
+    manifest = read_manifest(damaged)
+    del manifest["files"]["eyestate_fp16.bin"]
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_fp16\.bin' is not listed in 'files'"):
+        load_bundle(damaged)
+
+
+def test_manifest_listing_itself_is_refused(damaged: Path) -> None:
+    manifest = read_manifest(damaged)
+    manifest["files"]["manifest.json"] = {"sha256": "0" * 64, "size": 1}
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match="lists manifest.json itself"):
+        load_bundle(damaged)
+
+
+def test_malformed_files_entry_is_refused(damaged: Path) -> None:
+    manifest = read_manifest(damaged)
+    manifest["files"]["probe.npy"] = {"sha256": 123}
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=r"files\['probe\.npy'\] must be"):
+        load_bundle(damaged)
+
+
+def test_unsupported_contract_is_refused(damaged: Path) -> None:
+    contract = read_manifest(damaged)["preprocess"]
+    edit_manifest(damaged, preprocess={**contract, "resize": "bicubic"})
+    with pytest.raises(ModelIntegrityError, match="manifest key 'preprocess': unsupported preprocessing contract"):
+        load_bundle(damaged)
+
+
+def test_swapped_labels_are_refused(damaged: Path) -> None:
+    edit_manifest(damaged, labels=["open", "closed"])
+    with pytest.raises(ModelIntegrityError, match=r"'labels' is \['open', 'closed'\]"):
+        load_bundle(damaged)
+
+
+def test_other_output_kind_is_refused(damaged: Path) -> None:
+    edit_manifest(damaged, output={"kind": "softmax", "positive": "open"})
+    with pytest.raises(ModelIntegrityError, match="manifest key 'output'"):
+        load_bundle(damaged)
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, "0.5", True])
+def test_bad_threshold_is_refused(damaged: Path, threshold: object) -> None:
+    edit_manifest(damaged, threshold=threshold)
+    with pytest.raises(ModelIntegrityError, match="'threshold' must be a probability in"):
+        load_bundle(damaged)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("format", "coreml", r"artifacts\[0\]\.format 'coreml' is unknown"),
+        ("precision", "int4", r"artifacts\[0\]\.precision 'int4' is unknown"),
+        ("batch", 0, r"artifacts\[0\]\.batch must be 'dynamic' or a positive int"),
+        ("temperature", 0.0, r"artifacts\[0\]\.temperature must be a positive finite number"),
+        ("temperature", None, r"artifacts\[0\] lacks key\(s\) temperature"),
+    ],
+)
+def test_bad_artifact_entries_are_refused(damaged: Path, field: str, value: object, message: str) -> None:
+    manifest = read_manifest(damaged)
+    if value is None:
+        del manifest["artifacts"][0][field]
+    else:
+        manifest["artifacts"][0][field] = value
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=message):
+        load_bundle(damaged)
+
+
+def test_duplicate_artifact_is_refused(damaged: Path) -> None:
+    manifest = read_manifest(damaged)
+    manifest["artifacts"].append(dict(manifest["artifacts"][0]))
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match="is listed twice"):
+        load_bundle(damaged)
+
+
+def test_integrity_is_checked_before_any_backend_loads(damaged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_backend(name: str) -> None:
+        raise AssertionError(f"backend {name} was loaded from an unverified bundle")
+
+    monkeypatch.setattr(backends, "load_backend", no_backend)
+    path = damaged / "eyestate_fp32.tflite"
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ModelIntegrityError, match=r"eyestate_fp32\.tflite"):
+        eyesdk.EyeState(model=damaged)
+
+
+def test_default_bundle_path_is_inside_the_package() -> None:
+    path = bundle.default_bundle_path()
+    assert path.name == "default"
+    assert path.parent == Path(eyesdk.__file__).parent / "models"
+
+
+def test_missing_default_bundle_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bundle, "default_bundle_path", lambda: tmp_path / "default")
+    with pytest.raises(FileNotFoundError, match="embedded default model bundle is missing.*pass model="):
+        bundle.load_default_bundle()
+    with pytest.raises(FileNotFoundError, match="embedded default model bundle is missing"):
+        eyesdk.EyeState()

@@ -1,0 +1,130 @@
+"""``eyesdk`` CLI: predict (text and JSON lines), info, tune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from runtime_helpers import tiny_bundle_path
+from synthetic import synthetic_eye
+
+from eyesdk import bundle as bundle_module
+from eyesdk.cli import main
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bundle_path(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> list[Path]:
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, is_open in enumerate([True, False, True]):
+        path = tmp_path / f"eye{i}.png"
+        Image.fromarray(synthetic_eye(is_open, (48, 64), rng)).save(path)
+        paths.append(path)
+    return paths
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_predict_prints_one_line_per_image(tiny_bundle: Path, images: list[Path]) -> None:
+    result = invoke("predict", *images, "--model", tiny_bundle)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == len(images)
+    for line, path in zip(lines, images, strict=True):
+        name, label, prob = line.split("\t")
+        assert name == str(path) and label in ("open", "closed") and 0.0 <= float(prob) <= 1.0
+
+
+def test_predict_json(tiny_bundle: Path, images: list[Path]) -> None:
+    result = invoke("predict", *images, "--model", tiny_bundle, "--json", "--backend", "openvino",
+                    "--precision", "int8")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["image"] for r in records] == [str(p) for p in images]
+    for r in records:
+        assert {"label", "is_open", "prob_open", "logit"} <= set(r)
+        assert (r["backend"], r["precision"]) == ("openvino", "int8")
+        assert r["is_open"] == (r["label"] == "open")
+
+
+def test_bad_image_reports_its_line_and_fails(tiny_bundle: Path, images: list[Path], tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"nope")
+    result = invoke("predict", images[0], tmp_path / "missing.png", tmp_path / "broken.png", "--model", tiny_bundle)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 3
+    assert lines[1].startswith(f"{tmp_path / 'missing.png'}\terror\tFileNotFoundError")
+    assert lines[2].startswith(f"{tmp_path / 'broken.png'}\terror\tInvalidCropError")
+    result = invoke("predict", tmp_path / "missing.png", "--model", tiny_bundle, "--json")
+    assert json.loads(result.output)["error"].startswith("FileNotFoundError")
+
+
+def test_predict_rejects_unknown_backend(tiny_bundle: Path, images: list[Path]) -> None:
+    result = CliRunner().invoke(main, ["predict", str(images[0]), "--backend", "coreml"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--backend'" in result.output
+
+
+def test_predict_with_a_broken_bundle_is_a_clean_error(tiny_bundle: Path, images: list[Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["predict", str(images[0]), "--model", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Error: bundle" in result.output and "has no manifest.json" in result.output
+
+
+def test_predict_without_default_bundle(images: list[Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bundle_module, "default_bundle_path", lambda: tmp_path / "default")
+    result = CliRunner().invoke(main, ["predict", str(images[0])])
+    assert result.exit_code == 1
+    assert "embedded default model bundle is missing" in result.output
+
+
+def test_info_then_tune_then_info(tiny_bundle: Path, private_cache: Path) -> None:
+    result = invoke("info", "--model", tiny_bundle)
+    assert result.exit_code == 0, result.output
+    assert "fingerprint: " in result.output and "backend onnxruntime: onnxruntime " in result.output
+    assert "bundle: eyestate-tiny" in result.output and "cached choice: none (run `eyesdk tune`)" in result.output
+
+    result = invoke("tune", "--model", tiny_bundle)
+    assert result.exit_code == 0, result.output
+    assert "chosen: " in result.output and str(private_cache) in result.output
+    assert sum(line.startswith("* ") for line in result.output.splitlines()) == 1
+
+    data = json.loads(invoke("info", "--model", tiny_bundle, "--json").output)
+    assert data["cached_choice"]["backend"] in data["backends"]
+    assert data["bundle"]["name"] == "eyestate-tiny" and len(data["bundle"]["artifacts"]) == 9
+    assert data["device"]["fingerprint"]
+
+
+def test_tune_json(tiny_bundle: Path) -> None:
+    data = json.loads(invoke("tune", "--model", tiny_bundle, "--json").output)
+    assert data["schema"] == "eyesdk.tune/1" and Path(data["path"]).is_file()
+
+
+def test_info_without_default_bundle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bundle_module, "default_bundle_path", lambda: tmp_path / "default")
+    result = invoke("info")
+    assert result.exit_code == 0
+    assert "bundle: FileNotFoundError: the embedded default model bundle is missing" in result.output
+
+
+def test_version() -> None:
+    import eyesdk
+
+    assert invoke("--version").output.strip() == f"eyesdk {eyesdk.__version__}"

@@ -1,0 +1,70 @@
+"""``import eyesdk`` is cheap: no runtime backend, no torch, well under 0.2 s; heavy pieces load on first use."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import eyesdk
+
+HEAVY = ("torch", "onnxruntime", "openvino", "ai_edge_litert", "tflite_runtime", "PIL", "click", "onnx")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_is_fast_and_light() -> None:
+    code = (
+        "import json, sys, time\n"
+        "t = time.perf_counter()\n"
+        "import eyesdk\n"
+        "dt = time.perf_counter() - t\n"
+        f"print(json.dumps({{'dt': dt, 'loaded': [m for m in {HEAVY!r} if m in sys.modules],"
+        " 'numpy': 'numpy' in sys.modules}))\n"
+    )
+    best = min((run_python(code) for _ in range(3)), key=lambda r: r["dt"])  # best of 3: a busy CI core is not us
+    assert best["loaded"] == []
+    assert best["dt"] < 0.2, f"import eyesdk took {best['dt']:.3f} s"
+    assert best["numpy"] is False
+
+
+def test_public_names_load_no_backend() -> None:
+    code = (
+        "import json, sys\n"
+        "import eyesdk\n"
+        "names = [eyesdk.EyeState, eyesdk.EyePrediction, eyesdk.InvalidCropError, eyesdk.ModelIntegrityError,"
+        " eyesdk.BackendUnavailableError, eyesdk.__version__]\n"
+        "available = eyesdk.available_backends()\n"
+        f"print(json.dumps({{'loaded': [m for m in {HEAVY!r} if m in sys.modules], 'available': available}}))\n"
+    )
+    result = run_python(code)
+    assert result["loaded"] == []
+    assert set(result["available"]) <= {"onnxruntime", "openvino", "tflite"}
+
+
+def test_public_api_names() -> None:
+    for name in ("EyeState", "EyePrediction", "available_backends", "InvalidCropError", "ModelIntegrityError",
+                 "BackendUnavailableError", "__version__"):
+        assert name in eyesdk.__all__ and hasattr(eyesdk, name)
+    assert {"EyeState", "available_backends"} <= set(dir(eyesdk))
+    with pytest.raises(AttributeError, match="module 'eyesdk' has no attribute 'Nope'"):
+        eyesdk.Nope  # noqa: B018
+
+
+def test_errors_subclass_builtins() -> None:
+    assert issubclass(eyesdk.InvalidCropError, ValueError)
+    assert issubclass(eyesdk.BackendUnavailableError, ImportError)
+    assert issubclass(eyesdk.ModelIntegrityError, eyesdk.EyeSDKError)
+
+
+def test_version_matches_pyproject() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == eyesdk.__version__

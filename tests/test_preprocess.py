@@ -1,0 +1,111 @@
+"""The one preprocessing path: exact resize weights, grey conversion, standardization and crop validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic import synthetic_eye
+
+from eyesdk.errors import InvalidCropError
+from eyesdk.preprocess import (
+    DEFAULT_CONTRACT,
+    PreprocessContract,
+    preprocess,
+    preprocess_grey,
+    resize_grey,
+    resize_weights,
+    standardize,
+    to_grey,
+)
+
+
+@pytest.mark.parametrize(("n_in", "n_out"), [(93, 32), (24, 32), (32, 32), (300, 32), (9, 24)])
+def test_resize_weights_are_row_stochastic(n_in: int, n_out: int) -> None:
+    w = resize_weights(n_in, n_out)
+    assert w.shape == (n_out, n_in)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-6)
+    assert (w >= 0).all()
+
+
+def test_same_size_resize_is_identity() -> None:
+    np.testing.assert_allclose(resize_weights(32, 32), np.eye(32), atol=1e-7)
+
+
+@pytest.mark.parametrize("side", [20, 64, 93, 160])
+def test_resize_matches_pillow_bilinear(side: int) -> None:
+    """Same filter as PIL's antialiased BILINEAR: within rounding of PIL's 8-bit output."""
+    img = synthetic_eye(True, side, np.random.default_rng(side))
+    ours = resize_grey(img, 32)
+    pil = np.asarray(Image.fromarray(img).resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float32)
+    assert np.abs(ours - pil).max() <= 1.01
+
+
+def test_grey_uses_bt601_weights_and_color_order() -> None:
+    bgr = np.zeros((10, 10, 3), np.uint8)
+    bgr[..., 2] = 200  # red in BGR order
+    np.testing.assert_allclose(to_grey(bgr, "bgr"), 0.299 * 200, rtol=1e-5)
+    np.testing.assert_allclose(to_grey(bgr, "rgb"), 0.114 * 200, rtol=1e-5)
+    bgra = np.concatenate([bgr, np.full((10, 10, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(to_grey(bgra), to_grey(bgr))
+
+
+def test_float_crops_equal_uint8_crops() -> None:
+    img = synthetic_eye(False, 40)
+    np.testing.assert_allclose(preprocess(img.astype(np.float64) / 255.0), preprocess(img), atol=1e-4)
+
+
+def test_standardize_gives_zero_mean_unit_std_and_floors_flat_crops() -> None:
+    x = resize_grey(synthetic_eye(True, 70), 32)
+    z = standardize(x, 0.02)
+    assert abs(float(z.mean())) < 1e-5 and abs(float(z.std()) - 1.0) < 1e-4
+    flat = np.full((32, 32), 100.0, np.float32)
+    flat[0, 0] = 101.0
+    assert float(np.abs(standardize(flat, 0.02)).max()) < 1.0  # floor: one grey level is not blown up
+
+
+def test_batch_equals_single() -> None:
+    rng = np.random.default_rng(0)
+    stack = np.stack([synthetic_eye(bool(i % 2), 50, rng) for i in range(6)])
+    batch = preprocess_grey(stack)
+    for i in range(6):
+        np.testing.assert_allclose(batch[i], preprocess_grey(stack[i]), atol=1e-5)
+    assert preprocess(stack[0]).shape == (1, 1, DEFAULT_CONTRACT.size, DEFAULT_CONTRACT.size)
+
+
+@pytest.mark.parametrize(
+    ("crop", "message"),
+    [
+        (np.zeros((0, 5), np.uint8), "sides must be 8..8192"),
+        (np.zeros((4, 40), np.uint8), "4x40 pixels"),
+        (np.zeros((20, 20, 2), np.uint8), "shape \\(20, 20, 2\\)"),
+        (np.zeros((20,), np.uint8), "shape \\(20,\\)"),
+        (np.full((20, 20), np.nan), "NaN or infinite"),
+        (np.full((20, 20), np.inf, np.float32), "NaN or infinite"),
+        (np.full((20, 20), 2.0), "values in \\[2, 2\\]"),
+        (np.full((20, 20), -0.5), "must lie in \\[0, 1\\]"),
+        (np.zeros((20, 20), np.int32), "dtype int32 is not supported"),
+        (np.zeros((20, 20), bool), "dtype bool is not supported"),
+        ([[1, 2], [3, 4]], "expected a numpy array, got list"),
+    ],
+)
+def test_invalid_crops_are_named(crop, message: str) -> None:
+    with pytest.raises(InvalidCropError, match=message):
+        to_grey(crop)
+
+
+def test_unknown_color_order_is_refused() -> None:
+    with pytest.raises(InvalidCropError, match="color must be 'bgr' or 'rgb'"):
+        to_grey(np.zeros((20, 20, 3), np.uint8), "hsv")
+
+
+def test_invalid_crop_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        to_grey(np.zeros((2, 2), np.uint8))
+
+
+def test_contract_round_trip_and_refusal() -> None:
+    c = PreprocessContract(size=24)
+    assert PreprocessContract.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unsupported preprocessing contract"):
+        PreprocessContract.from_dict({**c.to_dict(), "resize": "bicubic"})
