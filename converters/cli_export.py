@@ -1,0 +1,189 @@
+"""`eyesdk-convert export` and `eyesdk-convert build`: checkpoint (or training) -> validated, gated model bundle.
+
+Both read the labelled data through the shared readers and the subject-disjoint folds file that training used
+(created on first use: a seeded 20 % subject-disjoint validation slice per fold), validate every artifact on the
+validation fold and calibrate int8 on crops from the training folds.
+
+``build`` is made by :func:`make_build_command`: its ``train_fn`` hook (``TrainFn``) is where training plugs
+in; without one, ``build`` needs ``--checkpoint`` and behaves like ``export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import numpy as np
+
+from eyesdk.formats import FORMATS, PRECISIONS
+
+if TYPE_CHECKING:
+    from .pipeline import PreparedData
+
+DEFAULT_CACHE = Path.home() / ".cache" / "eyesdk" / "crops"
+DEFAULT_CALIBRATION = 300
+
+#: Training hook of ``build``: (prepared data, validation fold, work directory) -> checkpoint path.
+TrainFn = Callable[["PreparedData", int, Path], Path]
+
+
+def _choices(known: tuple[str, ...] | list[str], what: str) -> Callable[[Any, Any, str | None], list[str] | None]:
+    def parse(_ctx: Any, _param: Any, value: str | None) -> list[str] | None:
+        if value is None or value == "all":
+            return None
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [v for v in items if v not in known]
+        if unknown or not items:
+            raise click.BadParameter(f"unknown {what} {unknown or value!r}; choose from {', '.join(known)} or 'all'")
+        return items
+
+    return parse
+
+
+def _gates(_ctx: Any, _param: Any, values: tuple[str, ...]) -> Any:
+    from .validate import Gates
+
+    drift: dict[str, float] = {}
+    for value in values:
+        precision, sep, number = value.partition("=")
+        try:
+            if not sep or precision not in PRECISIONS:
+                raise ValueError
+            drift[precision] = float(number)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected PRECISION=PP with PRECISION one of {', '.join(PRECISIONS)}, e.g. int8=0.5; got {value!r}"
+            ) from None
+    try:
+        return Gates(drift_pp=drift)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `export` and `build`: data, split, output, formats and gates."""
+    options = [
+        click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
+                     help="Dataset root or CSV manifest, as for `train`; repeatable."),
+        click.option("--folds", "folds_file", type=click.Path(), default="runs/folds.json", show_default=True,
+                     help="Subject-disjoint fold file used in training (created on first use)."),
+        click.option("--k", default=5, show_default=True, help="Number of folds when the fold file is created."),
+        click.option("--seed", default=0, show_default=True, help="Seed of a newly created fold file."),
+        click.option("--val-fold", type=int, default=None,
+                     help="Validation fold (default: the checkpoint's, else 0)."),
+        click.option("--out", type=click.Path(file_okay=False), default="runs/bundle", show_default=True,
+                     help="Bundle directory; an existing bundle there is replaced only once the new one is complete."),
+        click.option("--name", default=None, help="Bundle name in the manifest (default: the directory name)."),
+        click.option("--formats", default="all", show_default=True, callback=_choices(list(FORMATS), "format"),
+                     help=f"Comma-separated subset of {', '.join(FORMATS)}."),
+        click.option("--precisions", default="all", show_default=True, callback=_choices(PRECISIONS, "precision"),
+                     help=f"Comma-separated subset of {', '.join(PRECISIONS)}."),
+        click.option("--gate", "gates", multiple=True, callback=_gates, metavar="PRECISION=PP",
+                     help="Override a drift gate, max |Δaccuracy| in percentage points (e.g. int8=1.0); repeatable."),
+        click.option("--calibration", "calib_count", default=DEFAULT_CALIBRATION, show_default=True,
+                     help="Training-fold crops used to calibrate int8."),
+        click.option("--probe-count", default=64, show_default=True, type=click.IntRange(min=1),
+                     help="Synthetic probe inputs shipped for device parity checks (4 KiB each at 32 px)."),
+        click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
+                     help="Cache of decoded crops."),
+        click.option("--quiet", is_flag=True, help="No progress bars while decoding."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def split_for_export(
+    data: PreparedData, val_fold: int, test_fold: int | None, calib_count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x_val, y_val, x_calib): the validation fold, and evenly spaced crops from the training folds."""
+    folds = np.asarray(data.folds)
+    present = sorted(set(folds.tolist()))
+    if val_fold not in present:
+        raise click.BadParameter(f"--val-fold {val_fold} is not one of the folds {present}")
+    val = folds == val_fold
+    train = ~val & (folds != test_fold) if test_fold is not None else ~val
+    if not val.any() or not train.any():
+        raise click.UsageError(
+            f"fold {val_fold} leaves {int(val.sum())} validation and {int(train.sum())} training crops; need both"
+        )
+    picked = np.flatnonzero(train)
+    picked = picked[np.linspace(0, len(picked) - 1, min(calib_count, len(picked))).round().astype(np.int64)]
+    calib = np.zeros_like(train)
+    calib[picked] = True
+    return data.standardized(val), data.y[val], data.standardized(calib)
+
+
+def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **kw: Any) -> Path:
+    """Load the checkpoint, prepare the data (unless ``prepared`` is given), split it and build the bundle.
+
+    ``kw`` are the options of :func:`export_options`; returns the bundle directory.
+    """
+    from .bundle import NoArtifactPassedError, build_bundle, checkpoint_contract
+    from .checkpoint import load_model
+    from .pipeline import prepare_data
+
+    model, ckpt = load_model(checkpoint)
+    contract = checkpoint_contract(ckpt)
+    data = prepared
+    if data is None:
+        data = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"], contract,
+                            progress=not kw["quiet"])
+    if data.contract != contract:
+        raise click.UsageError(f"the data was prepared with contract {data.contract.to_dict()} but the checkpoint "
+                               f"was trained with {contract.to_dict()}")
+    summary = ckpt.get("data_summary") or {}
+    val_fold = kw["val_fold"] if kw["val_fold"] is not None else int(summary.get("val_fold", 0))
+    test_fold = summary.get("test_fold")
+    x_val, y_val, x_calib = split_for_export(data, val_fold, test_fold, kw["calib_count"])
+    click.echo(f"checkpoint {checkpoint}: validating on fold {val_fold} ({len(y_val)} crops), "
+               f"calibrating on {len(x_calib)} training crops")
+    try:
+        return build_bundle((model, ckpt), x_val, y_val, x_calib, kw["out"], formats=kw["formats"],
+                            precisions=kw["precisions"], gates=kw["gates"], name=kw["name"],
+                            probe_count=kw["probe_count"], echo=click.echo)
+    except NoArtifactPassedError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("export")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="Trained checkpoint (best.pt).")
+@export_options
+def export_cmd(checkpoint: str, **kw: Any) -> None:
+    """Export a checkpoint to every format x precision, validate and gate each, and write one bundle."""
+    path = run_export(checkpoint, **kw)
+    click.echo(f"bundle: {path}")
+
+
+def make_build_command(train_fn: TrainFn | None = None) -> click.Command:
+    """The `build` command; ``train_fn`` (see :data:`TrainFn`) trains when no ``--checkpoint`` is given."""
+
+    @click.command("build")
+    @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="Use this checkpoint instead of training one.")
+    @click.option("--workdir", type=click.Path(file_okay=False), default="runs/build", show_default=True,
+                  help="Where training writes its checkpoints.")
+    @export_options
+    def build_cmd(checkpoint: str | None, workdir: str, **kw: Any) -> None:
+        """Train (or take --checkpoint), then export, validate and gate every artifact into one bundle."""
+        prepared = None
+        if checkpoint is None:
+            if train_fn is None:
+                raise click.UsageError("--checkpoint is required: training is not wired into `build` yet")
+            from .pipeline import prepare_data
+
+            prepared = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
+                                    progress=not kw["quiet"])
+            val_fold = kw["val_fold"] if kw["val_fold"] is not None else 0
+            checkpoint = str(train_fn(prepared, val_fold, Path(workdir)))
+            kw["val_fold"] = val_fold
+        path = run_export(checkpoint, prepared, **kw)
+        click.echo(f"bundle: {path}")
+
+    return build_cmd
+
+
+build_cmd = make_build_command()

@@ -1,0 +1,388 @@
+"""Bundle building: manifest contract and checksums, gates that keep bad artifacts out, atomic replacement, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eyesdk.formats import FORMATS, PRECISIONS
+
+# ------------------------------------------------------------------------------------- gates (pure numpy)
+
+
+def _logits(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 2).astype(np.int64)
+    z = np.where(y == 1, 1.0, -1.0) * rng.uniform(0.5, 6.0, n)
+    return z.astype(np.float32), y
+
+
+def test_validate_logits_passes_a_faithful_artifact():
+    from eyesdk.converters.validate import validate_logits
+
+    z, y = _logits()
+    probe = z[:8]
+    result = validate_logits("onnx", "fp16", z + 1e-3, z, y, probe + 1e-3, probe)
+    assert result.passed and not result.reasons
+    assert result.metrics["acc_pp"] == 0 and result.metrics["agreement"] == 1
+    assert result.metrics["max_abs_logit_error"] == pytest.approx(1e-3, rel=1e-2)
+    assert result.tolerance >= 2e-3 and result.temperature > 0
+    assert {"ece_before", "ece_after", "f1_pp", "flip_rate", "mean_abs_dprob"} <= set(result.metrics)
+
+
+def test_validate_logits_rejects_drift_beyond_the_gate():
+    from eyesdk.converters.validate import validate_logits
+
+    z, y = _logits()
+    broken = z.copy()
+    broken[:4] = -broken[:4]  # four flipped decisions of 400 = 1 pp
+    result = validate_logits("openvino", "int8", broken, z, y, z[:8], z[:8])
+    assert not result.passed
+    assert any("|Δacc| = 1.000 pp exceeds the int8 drift gate 0.5 pp" in r for r in result.reasons)
+    assert "REJECTED" in result.summary()
+
+
+def test_validate_logits_parity_gate_catches_what_accuracy_misses():
+    from eyesdk.converters.validate import Gates, validate_logits
+
+    z, y = _logits()
+    shifted = z + np.sign(z) * 3.0  # no decision changes, but the logits are far off
+    result = validate_logits("tflite", "fp32", shifted, z, y, z[:8], z[:8])
+    assert not result.passed and result.metrics["acc_pp"] == 0
+    assert any("exceeds the fp32 parity gate" in r for r in result.reasons)
+    relaxed = validate_logits("tflite", "fp32", shifted, z, y, z[:8], z[:8], gates=Gates(parity={"fp32": 10.0}))
+    assert relaxed.passed
+
+
+def test_validate_logits_rejects_non_finite_output():
+    from eyesdk.converters.validate import validate_logits
+
+    z, y = _logits()
+    bad = z.copy()
+    bad[3] = np.nan
+    result = validate_logits("onnx", "int8", bad, z, y, z[:8], z[:8])
+    assert not result.passed and result.reasons == ["the artifact produced NaN or infinite logits"]
+
+
+def test_reproduction_tolerance_rules():
+    from eyesdk.converters.validate import reproduction_tolerance
+
+    reference = np.array([-10.0, 0.5, 4.0], np.float32)
+    assert reproduction_tolerance("fp32", reference, reference) == pytest.approx(1e-3 + 1e-4 * 10)
+    assert reproduction_tolerance("fp16", reference + 0.1, reference) == pytest.approx(0.2, rel=1e-5)
+    assert reproduction_tolerance("int8", reference + 1.0, reference) == pytest.approx(0.5)  # half the error
+    assert reproduction_tolerance("int8", reference + 0.02, reference, kernel_variation=0.3) == pytest.approx(0.9)
+    assert reproduction_tolerance("int8", reference, reference) == pytest.approx(0.05)  # floor
+
+
+def test_gates_refuse_unknown_precisions_and_negative_values():
+    from eyesdk.converters.validate import Gates
+
+    assert Gates(drift_pp={"int8": 1.0}).drift_pp == {"fp32": 0.05, "fp16": 0.05, "int8": 1.0}
+    with pytest.raises(ValueError, match=r"Gates.drift_pp has unknown precision\(s\) \['int4'\]"):
+        Gates(drift_pp={"int4": 1.0})
+    with pytest.raises(ValueError, match="Gates.parity values must be numbers >= 0"):
+        Gates(parity={"fp32": -1})
+
+
+def test_probe_is_deterministic_and_preprocessed():
+    from eyesdk.converters.validate import make_probe
+    from eyesdk.preprocess import PreprocessContract
+
+    probe = make_probe(count=16)
+    assert probe.shape == (16, 1, 32, 32) and probe.dtype == np.float32
+    np.testing.assert_array_equal(probe, make_probe(count=16))
+    np.testing.assert_allclose(probe.mean(axis=(1, 2, 3)), 0, atol=1e-4)  # per-crop standardized
+    assert make_probe(PreprocessContract(size=24), count=2).shape == (2, 1, 24, 24)
+    with pytest.raises(ValueError, match="probe count must be >= 1; got 0"):
+        make_probe(count=0)
+
+
+# ----------------------------------------------------------------------------------- atomic directory swap
+
+
+def _fake_bundle(root: Path, marker: str) -> Path:
+    from eyesdk.converters.bundle import write_manifest
+
+    (root / "a.txt").write_text(marker)
+    write_manifest(root, {"schema": "test", "marker": marker})
+    return root
+
+
+def test_atomic_bundle_dir_replaces_an_old_bundle_only_when_complete(tmp_path):
+    from eyesdk.converters.bundle import atomic_bundle_dir
+
+    target = tmp_path / "bundle"
+    with atomic_bundle_dir(target) as stage:
+        _fake_bundle(stage, "old")
+    with pytest.raises(RuntimeError, match="boom"), atomic_bundle_dir(target) as stage:
+        _fake_bundle(stage, "new")
+        raise RuntimeError("boom")
+    assert (target / "a.txt").read_text() == "old"
+    with pytest.raises(RuntimeError, match="has no manifest.json; it was not completed"), \
+            atomic_bundle_dir(target) as stage:
+        (stage / "a.txt").write_text("half")
+    assert (target / "a.txt").read_text() == "old"
+    with atomic_bundle_dir(target) as stage:
+        _fake_bundle(stage, "new")
+    assert (target / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging or old copies left
+
+
+def test_atomic_bundle_dir_refuses_to_replace_a_non_bundle(tmp_path):
+    from eyesdk.converters.bundle import atomic_bundle_dir
+
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("x")
+    with pytest.raises(FileExistsError, match="non-empty directory without manifest.json"), \
+            atomic_bundle_dir(tmp_path / "precious"):
+        pass
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="exists and is not a directory"), atomic_bundle_dir(tmp_path / "file"):
+        pass
+    assert (tmp_path / "precious" / "thesis.tex").exists()
+
+
+def test_write_manifest_lists_every_file_with_sha256_and_size(tmp_path):
+    from eyesdk.converters.bundle import write_manifest
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "a.txt").write_text("hello")
+    manifest = write_manifest(tmp_path, {"schema": "x"})
+    assert manifest["files"] == {
+        "a.txt": {"sha256": hashlib.sha256(b"hello").hexdigest(), "size": 5},
+        "sub/b.bin": {"sha256": hashlib.sha256(b"\x00\x01").hexdigest(), "size": 2},
+    }
+    text = (tmp_path / "manifest.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    (tmp_path / "link").symlink_to(tmp_path / "a.txt")
+    with pytest.raises(ValueError, match="is a symlink; a bundle must hold plain files only"):
+        write_manifest(tmp_path, {"schema": "x"})
+
+
+# ------------------------------------------------------------------------------------ heavy: real builds
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    pytest.importorskip("torch")
+    import torch
+
+    from eyesdk.converters.testing import train_tiny_model
+
+    torch.set_num_threads(1)
+    return train_tiny_model(0)
+
+
+@pytest.fixture(scope="module")
+def full_bundle(tmp_path_factory, tiny):
+    from eyesdk.converters.testing import make_tiny_bundle
+
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+def _build(tiny, out: Path, lines: list[str] | None = None, **kw):
+    from eyesdk.converters.bundle import build_bundle
+
+    return build_bundle((tiny.model, tiny.ckpt), tiny.x_val, tiny.y_val, tiny.x_calib, out,
+                        echo=(lines.append if lines is not None else lambda _line: None), **kw)
+
+
+@pytest.mark.heavy
+def test_manifest_follows_the_bundle_format(full_bundle, tiny):
+    from eyesdk.bundle import load_bundle
+    from eyesdk.converters.model import count_macs, count_params
+
+    manifest = json.loads((full_bundle / "manifest.json").read_text())
+    assert manifest["schema"] == "eyesdk.bundle/1"
+    on_disk = {p.relative_to(full_bundle).as_posix() for p in full_bundle.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == on_disk - {"manifest.json"}  # every file, .bin, sidecars and probe included
+    for rel, entry in manifest["files"].items():
+        data = (full_bundle / rel).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert {(a["format"], a["precision"]) for a in manifest["artifacts"]} == {
+        (f, p) for f in FORMATS for p in PRECISIONS
+    }
+    assert manifest["rejected"] == []
+    assert manifest["labels"] == ["closed", "open"] and manifest["threshold"] == 0.5
+    assert manifest["output"] == {"kind": "logit", "positive": "open"}
+    assert manifest["preprocess"] == tiny.ckpt["contract"]
+    assert manifest["model"]["params"] == count_params(tiny.model)
+    assert manifest["model"]["macs"] == count_macs(tiny.model, 32)
+    assert manifest["training"]["sources"] == tiny.ckpt["data_summary"]["sources"]
+    assert manifest["probe"] == {"file": "probe.npy", "count": 64}
+    for entry in manifest["artifacts"]:
+        assert len(entry["reference_logits"]) == 64
+        assert entry["batch"] == ("dynamic" if entry["format"] != "tflite" else 1)
+        assert {"max_abs_logit_error", "acc_pp", "f1_pp", "flip_rate", "ece_before", "ece_after"} <= set(
+            entry["validation"])
+    bundle = load_bundle(full_bundle)  # the runtime's own verifier accepts what this side writes
+    assert bundle.probe().shape == (64, 1, 32, 32)
+
+
+def _negate_head_of_onnx_fp32(original):
+    """Wrap export_artifact so the ONNX fp32 file comes out with its logit head negated (every decision flips)."""
+
+    def corrupted(model, fmt, precision, out_dir, *args, **kw):
+        files = original(model, fmt, precision, out_dir, *args, **kw)
+        if (fmt, precision) == ("onnx", "fp32"):
+            import onnx
+            from onnx import numpy_helper
+
+            proto = onnx.load(str(files[0]))
+            for init in proto.graph.initializer:
+                if init.name.startswith("head."):
+                    init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+            onnx.save(proto, str(files[0]))
+        return files
+
+    return corrupted
+
+
+@pytest.mark.heavy
+def test_gate_keeps_a_broken_artifact_out_and_says_why(tiny, tmp_path, monkeypatch):
+    from eyesdk.converters import bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module.exporters, "export_artifact",
+                        _negate_head_of_onnx_fp32(bundle_module.exporters.export_artifact))
+    lines: list[str] = []
+    out = _build(tiny, tmp_path / "b", lines, formats=["onnx"], precisions=["fp32", "fp16"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(a["format"], a["precision"]) for a in manifest["artifacts"]] == [("onnx", "fp16")]
+    (rejected,) = manifest["rejected"]
+    assert (rejected["format"], rejected["precision"]) == ("onnx", "fp32")
+    assert any("exceeds the fp32 drift gate 0.05 pp" in r for r in rejected["reasons"])
+    assert not (out / "eyestate_fp32.onnx").exists() and "eyestate_fp32.onnx" not in manifest["files"]
+    assert any(line.startswith("onnx     fp32") and "REJECTED: |Δacc|" in line for line in lines)
+
+
+@pytest.mark.heavy
+def test_failed_build_leaves_the_previous_bundle_intact(tiny, tmp_path, monkeypatch):
+    from eyesdk.converters import bundle as bundle_module
+    from eyesdk.converters.bundle import NoArtifactPassedError
+
+    out = _build(tiny, tmp_path / "b", formats=["onnx"], precisions=["fp32"])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    calls = []
+    original = bundle_module.exporters.export_artifact
+
+    def crash_on_second(*args, **kw):
+        calls.append(args[1:3])
+        if len(calls) == 2:
+            raise RuntimeError("converter crashed")
+        return original(*args, **kw)
+
+    monkeypatch.setattr(bundle_module.exporters, "export_artifact", crash_on_second)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        _build(tiny, out, formats=["onnx", "openvino"], precisions=["fp32"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no half bundle or staging directory left
+
+    monkeypatch.setattr(bundle_module.exporters, "export_artifact", _negate_head_of_onnx_fp32(original))
+    with pytest.raises(NoArtifactPassedError, match="no artifact passed its gates, so no bundle was written"):
+        _build(tiny, out, formats=["onnx"], precisions=["fp32"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_build_bundle_checks_its_inputs(tmp_path):
+    pytest.importorskip("torch")
+    from eyesdk.converters.bundle import build_bundle
+    from eyesdk.converters.model import EyeNet
+
+    source = (EyeNet((4, 8)), {})
+    x, y = np.zeros((4, 1, 32, 32), np.float32), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="int8 artifacts need calibration crops"):
+        build_bundle(source, x, y, None, tmp_path / "b")
+    with pytest.raises(ValueError, match=r"x_val has shape \(4, 1, 16, 16\) float32; expected preprocessed"):
+        build_bundle(source, np.zeros((4, 1, 16, 16), np.float32), y, None, tmp_path / "b", precisions=["fp32"])
+    with pytest.raises(ValueError, match="x_val has 4 crops but y_val has 3 labels"):
+        build_bundle(source, x, y[:3], None, tmp_path / "b", precisions=["fp32"])
+    with pytest.raises(ValueError, match=r"unknown or empty formats \['coreml'\]; choose from onnx, openvino"):
+        build_bundle(source, x, y, None, tmp_path / "b", formats=["coreml"])
+    with pytest.raises(TypeError, match="source must be a checkpoint path or a"):
+        build_bundle(object(), x, y, None, tmp_path / "b")  # type: ignore[arg-type]
+    assert not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def _write_dataset(root: Path, per_class: int = 8, subjects: int = 10) -> Path:
+    from PIL import Image
+
+    from eyesdk.converters.validate import synthetic_eye_images
+
+    images, labels = synthetic_eye_images(2 * per_class * subjects, seed=7)
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / ("open" if label else "closed") / f"person{i % subjects}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.rint(image).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.heavy
+def test_export_command_writes_a_bundle_from_a_checkpoint(tiny, tmp_path):
+    pytest.importorskip("PIL")
+    from click.testing import CliRunner
+
+    from eyesdk.converters.checkpoint import save_checkpoint
+    from eyesdk.converters.cli_export import export_cmd
+
+    extra = {k: v for k, v in tiny.ckpt.items() if k not in ("config", "state_dict")}
+    ckpt = save_checkpoint(tmp_path / "best.pt", tiny.model, **extra)
+    data = _write_dataset(tmp_path / "data")
+    args = ["--checkpoint", str(ckpt), "--data", str(data), "--folds", str(tmp_path / "folds.json"),
+            "--out", str(tmp_path / "bundle"), "--formats", "onnx", "--precisions", "fp32,int8",
+            "--gate", "int8=2.0", "--probe-count", "8", "--cache", str(tmp_path / "cache"), "--quiet"]
+    result = CliRunner().invoke(export_cmd, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "validating on fold 0" in result.output and "onnx     int8" in result.output
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert {a["precision"] for a in manifest["artifacts"]} == {"fp32", "int8"}
+    assert manifest["validation"]["gates"]["drift_pp"]["int8"] == 2.0
+    assert manifest["probe"]["count"] == 8 and len(manifest["artifacts"][0]["reference_logits"]) == 8
+    assert (tmp_path / "folds.json").exists()  # the split is recorded for the next run
+
+
+def test_cli_refuses_bad_choices_and_build_without_training():
+    from click.testing import CliRunner
+
+    from eyesdk.converters.cli_export import build_cmd, export_cmd
+
+    runner = CliRunner()
+    result = runner.invoke(export_cmd, ["--checkpoint", __file__, "--data", ".", "--formats", "onnx,coreml"])
+    assert result.exit_code == 2 and "unknown format ['coreml']; choose from onnx, openvino, tflite" in result.output
+    result = runner.invoke(export_cmd, ["--checkpoint", __file__, "--data", ".", "--gate", "int4=1"])
+    assert result.exit_code == 2 and "expected PRECISION=PP with PRECISION one of fp32, fp16, int8" in result.output
+    result = runner.invoke(build_cmd, ["--data", "."])
+    assert result.exit_code == 2 and "--checkpoint is required: training is not wired into `build` yet" in result.output
+
+
+def test_build_command_calls_the_training_hook(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from eyesdk.converters import cli_export, pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "prepare_data", lambda *a, **kw: "prepared")
+
+    def train_fn(data, val_fold, workdir):
+        seen.update(data=data, val_fold=val_fold, workdir=workdir)
+        return tmp_path / "trained.pt"
+
+    def fake_export(checkpoint, prepared, **kw):
+        seen.update(checkpoint=checkpoint, passed=prepared)
+        return tmp_path / "bundle"
+
+    monkeypatch.setattr(cli_export, "run_export", fake_export)
+    command = cli_export.make_build_command(train_fn)
+    result = CliRunner().invoke(command, ["--data", ".", "--workdir", str(tmp_path / "w"), "--val-fold", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"data": "prepared", "val_fold": 2, "workdir": tmp_path / "w",
+                    "checkpoint": str(tmp_path / "trained.pt"), "passed": "prepared"}
