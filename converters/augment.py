@@ -2,7 +2,7 @@
 
 They act on resized grey crops in [0, 1] (the output of eyesdk.preprocess.resize_grey / 255), *before* the contract's
 per-crop standardization, so photometric changes (gamma, contrast, saturation, noise, blur, JPEG blocking, low
-resolution) look like what other cameras produce. Geometry: flip, scale, shift and rotation jitter.
+resolution, specular glints) look like what other cameras produce. Geometry: flip, scale, shift and rotation jitter.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (15, 80)
     lowres_p: float = 0.25
     lowres_min: int = 10
+    glint_p: float = 0.3
+    glint_max: int = 3
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -137,11 +139,37 @@ def low_resolution(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) ->
     return out
 
 
+def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Add 1..glint_max small saturated spots, as infrared illuminators leave on glasses and corneas.
+
+    Bright glints inflate a crop's standard deviation and so squash the eye's contrast after standardization;
+    the model has to learn to look past them (subjects with glasses under IR are the hardest slice of MRL).
+    """
+    n, _, h, w = x.shape
+    chosen = _mask(n, cfg.glint_p, gen)
+    if not chosen.any():
+        return x
+    m = int(chosen.sum())
+    k = cfg.glint_max
+    cy = torch.rand(m, k, generator=gen) * h
+    cx = torch.rand(m, k, generator=gen) * w
+    radius = _uniform(m * k, 0.4, 1.8, gen).view(m, k)
+    present = (torch.arange(k)[None, :] < torch.randint(1, k + 1, (m, 1), generator=gen)).float()
+    yy = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
+    xx = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
+    d2 = (yy - cy[..., None, None]) ** 2 + (xx - cx[..., None, None]) ** 2
+    spots = (torch.exp(-d2 / (2 * radius[..., None, None] ** 2)) * present[..., None, None]).amax(dim=1)
+    out = x.clone()
+    out[chosen, 0] = torch.maximum(x[chosen, 0], spots.clamp(0, 1))
+    return out
+
+
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """(N, 1, S, S) crops in [0, 1] -> augmented crops in [0, 1], all randomness from gen."""
     x = random_affine(x, cfg, gen)
     x = low_resolution(x, cfg, gen)
     x = photometric(x, cfg, gen)
+    x = specular_glints(x, cfg, gen)
     x = gaussian_blur(x, cfg, gen)
     x = add_noise(x, cfg, gen)
     return jpeg_artifacts(x, cfg, gen)

@@ -8,8 +8,9 @@ from typing import Any
 import click
 import numpy as np
 
+from .pipeline import DEFAULT_FOLDS
+
 DEFAULT_CACHE = Path.home() / ".cache" / "eyesdk" / "crops"
-DEFAULT_FOLDS = "folds/shared-data-5fold.json"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -31,7 +32,7 @@ def train_options(fn):
         click.option("--head", type=click.Choice(["bce", "arcface"]), default="bce", show_default=True),
         click.option("--margin", "arc_margin", default=0.2, show_default=True, help="ArcFace angular margin (rad)."),
         click.option("--scale", "arc_scale", default=16.0, show_default=True, help="ArcFace scale s."),
-        click.option("--widths", default="8,16,32,64", show_default=True, help="Conv widths (first at stride 1)."),
+        click.option("--widths", default="6,12,24,48", show_default=True, help="Conv widths (first at stride 1)."),
         click.option("--size", default=32, show_default=True, help="Model input side (preprocessing contract)."),
         click.option("--extra", default="", help="Extra stride-1 conv widths after the last stage (teachers)."),
         click.option("--epochs", default=30, show_default=True),
@@ -192,13 +193,19 @@ def evaluate_cmd(checkpoint: str, data: tuple[str, ...], folds_file: str, fold_i
         click.echo(f"report: {json_out}")
 
 
+def train_for_build(data, val_fold: int, workdir: Path) -> Path:
+    """`build` without --checkpoint trains the shipped recipe: TrainConfig's defaults on every fold but val_fold."""
+    from .train import TrainConfig
+
+    _train_one(data, Path(workdir), TrainConfig(), val_fold, None, quiet=False)
+    return Path(workdir) / "best.pt"
+
+
 def _register_export_commands() -> None:
-    try:
-        from .cli_export import build_cmd, export_cmd
-    except ImportError:  # pragma: no cover - export module missing only in a broken checkout
-        return
+    from .cli_export import export_cmd, make_build_command
+
     main.add_command(export_cmd, "export")
-    main.add_command(build_cmd, "build")
+    main.add_command(make_build_command(train_for_build), "build")
 
 
 _register_export_commands()

@@ -19,6 +19,8 @@ import numpy as np
 
 from eyesdk.formats import FORMATS, PRECISIONS
 
+from .pipeline import DEFAULT_FOLDS
+
 if TYPE_CHECKING:
     from .pipeline import PreparedData
 
@@ -67,7 +69,7 @@ def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
                      help="Dataset root or CSV manifest, as for `train`; repeatable."),
-        click.option("--folds", "folds_file", type=click.Path(), default="runs/folds.json", show_default=True,
+        click.option("--folds", "folds_file", type=click.Path(), default=DEFAULT_FOLDS, show_default=True,
                      help="Subject-disjoint fold file used in training (created on first use)."),
         click.option("--k", default=5, show_default=True, help="Number of folds when the fold file is created."),
         click.option("--seed", default=0, show_default=True, help="Seed of a newly created fold file."),
@@ -84,7 +86,7 @@ def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Override a drift gate, max |Δaccuracy| in percentage points (e.g. int8=1.0); repeatable."),
         click.option("--calibration", "calib_count", default=DEFAULT_CALIBRATION, show_default=True,
                      help="Training-fold crops used to calibrate int8."),
-        click.option("--probe-count", default=64, show_default=True, type=click.IntRange(min=1),
+        click.option("--probe-count", default=32, show_default=True, type=click.IntRange(min=1),
                      help="Synthetic probe inputs shipped for device parity checks (4 KiB each at 32 px)."),
         click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
                      help="Cache of decoded crops."),

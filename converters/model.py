@@ -25,7 +25,7 @@ def conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 class EyeNet(nn.Module):
     """Plain CNN: one full-resolution conv, then stride-2 convs, global average pool, linear embedding -> logit."""
 
-    def __init__(self, widths: Sequence[int] = (8, 16, 32, 64), extra: Sequence[int] = (), dropout: float = 0.1):
+    def __init__(self, widths: Sequence[int] = (6, 12, 24, 48), extra: Sequence[int] = (), dropout: float = 0.1):
         super().__init__()
         layers: list[nn.Module] = [conv_bn(1, widths[0], 1)]
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
@@ -85,7 +85,7 @@ class ArcFaceEyeNet(nn.Module):
         return self.scale * (cos[:, 1:2] - cos[:, 0:1])
 
 
-def build_model(head: str = "bce", widths: Sequence[int] = (8, 16, 32, 64), extra: Sequence[int] = (),
+def build_model(head: str = "bce", widths: Sequence[int] = (6, 12, 24, 48), extra: Sequence[int] = (),
                 dropout: float = 0.1, scale: float = 16.0, margin: float = 0.2) -> nn.Module:
     body = EyeNet(widths, extra, dropout)
     if head == "bce":

@@ -17,6 +17,8 @@ from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
 from .datasets import Sample, load_crops, read_sources, summarize
 from .splits import assign_from_folds, read_folds, split_by_subject, write_folds
 
+DEFAULT_FOLDS = "folds/shared-data-5fold.json"  # committed: every run scores on the same subject-disjoint split
+
 
 @dataclass
 class PreparedData:

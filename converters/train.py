@@ -27,7 +27,7 @@ from .model import build_model, count_macs, count_params
 @dataclass
 class TrainConfig:
     head: str = "bce"
-    widths: Sequence[int] = (8, 16, 32, 64)
+    widths: Sequence[int] = (6, 12, 24, 48)
     extra: Sequence[int] = ()
     dropout: float = 0.1
     arc_scale: float = 16.0
