@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from eyesdk.atomic import atomic_write_text
 
 SCHEMA_ID = "eyesdk.bench/1"
 
@@ -325,20 +326,4 @@ def dumps(document: Mapping[str, Any]) -> str:
 
 def write_json(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
     """Write through a temporary file in the same folder and ``os.replace`` it, so readers never see half a file."""
-    path = Path(path)
-    text = dumps(document)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; the result is an ordinary file for anyone to read
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, dumps(document))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from eyesdk.atomic import atomic_write
 
 from .model import model_from_config
 
@@ -19,18 +19,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, **meta: Any) -> Path:
     meta must hold only tensors, numbers, strings, lists and dicts (no pickled objects), e.g. optimizer state dicts,
     epoch, temperature, contract, data summary.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"config": dict(model.config), "state_dict": model.state_dict(), **meta}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from eyesdk.atomic import atomic_write
 from eyesdk.errors import EyeSDKError, InvalidCropError
 from eyesdk.imagefile import read_image
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, preprocess_grey, resize_grey, to_grey
@@ -116,23 +116,6 @@ def _require_dir(root: str | Path, what: str) -> Path:
     if not root.is_dir():
         raise ValueError(f"{what}: {root} is not a folder")
     return root
-
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write through a temporary file in the same folder and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---- MRL

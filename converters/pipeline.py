@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from eyesdk.atomic import atomic_write_text
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
 
 from .datasets import Sample, load_crops, read_sources, summarize
@@ -63,17 +62,7 @@ def prepare_data(
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Atomic JSON write (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=_jsonable)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:

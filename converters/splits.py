@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import OPEN, Sample, atomic_write
+from eyesdk.atomic import atomic_write_text
+
+from .datasets import OPEN, Sample
 
 FOLDS_FORMAT = "eyesdk-folds/1"
 
@@ -116,7 +118,7 @@ def write_folds(
         "subjects": dict(sorted(fold_of.items())),
     }
     text = json.dumps(document, indent=1, sort_keys=False) + "\n"
-    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    return atomic_write_text(path, text)
 
 
 def read_folds(path: str | Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import backends, selection
+from .atomic import atomic_write_text
 from .bundle import Bundle
 from .device import DeviceInfo, probe
 from .errors import BackendUnavailableError
@@ -112,6 +112,9 @@ def _cache_problem(data: Any, bundle: Bundle, threads: int, device: DeviceInfo) 
         return "written for another device or bundle"
     if data.get("threads") != threads:
         return f"written for threads={data.get('threads')!r}"
+    for key in ("p50_us", "rejected"):  # copied with dict(): anything but an object would raise, not be ignored
+        if not isinstance(data.get(key) or {}, dict):
+            return f"{key!r} is a {type(data[key]).__name__}, not an object"
     return None
 
 
@@ -124,17 +127,7 @@ def cached_choice(bundle: Bundle, threads: int = 1, device: DeviceInfo | None = 
 def write_cache(result: TuneResult, bundle: Bundle, device: DeviceInfo | None = None) -> Path:
     """Atomically write a tuning result: a reader sees the old file or the new one, never a torn one."""
     path = cache_path(bundle, result.threads, device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(result.to_dict(), handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=1))
     result.path = path
     return path
 
@@ -209,4 +202,9 @@ def tuned_choice(bundle: Bundle, threads: int = 1, device: DeviceInfo | None = N
     cached = cached_choice(bundle, threads, device)
     if cached is not None:
         return cached
-    return tune(bundle, threads, device).choice
+    result = tune(bundle, threads, device, write=False)
+    try:
+        write_cache(result, bundle, device)
+    except OSError as exc:  # a read-only or full cache directory costs the next start a re-tune, not this one
+        logger.warning("eyesdk: could not cache the tuning result in %s (%s)", cache_dir(), exc)
+    return result.choice

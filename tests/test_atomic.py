@@ -1,0 +1,29 @@
+"""Atomic writes: the old file survives a failed write, the new one is complete and world-readable."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from eyesdk.atomic import atomic_write, atomic_write_text
+
+
+def test_writes_complete_readable_file(tmp_path) -> None:
+    path = atomic_write_text(tmp_path / "sub" / "a.json", '{"x": 1}')
+    assert path.read_text() == '{"x": 1}'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["a.json"]
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path) -> None:
+    path = atomic_write_text(tmp_path / "a.txt", "old")
+
+    def explode(handle) -> None:
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, explode)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
