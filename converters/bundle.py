@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -286,6 +287,10 @@ def _training_section(ckpt: Mapping[str, Any]) -> dict[str, Any]:
     section = dict(ckpt.get("data_summary") or {})
     if "temperature" in ckpt:
         section["checkpoint_temperature"] = float(ckpt["temperature"])
+    for key in ("train_config", "epoch"):
+        if key in ckpt:
+            section[key] = ckpt[key]
+    section["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     return json.loads(json.dumps(section, default=_jsonable))
 
 

@@ -32,7 +32,7 @@ class TrainConfig:
     dropout: float = 0.1
     arc_scale: float = 16.0
     arc_margin: float = 0.2
-    epochs: int = 30
+    epochs: int = 25
     samples_per_epoch: int = 40_000
     batch_size: int = 256
     lr: float = 3e-3
@@ -41,7 +41,7 @@ class TrainConfig:
     patience: int = 8
     ema_decay: float = 0.998
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     source_weights: dict[str, float] = field(default_factory=lambda: {"cew": 4.0})
     teacher: str | None = None  # checkpoint of a larger model to distil from
     distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha goes to matching the teacher

@@ -325,12 +325,49 @@ def test_accepts_a_loaded_bundle(tiny_bundle: Path) -> None:
 # -- the embedded default bundle ----------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (default_bundle_path() / "manifest.json").exists(),
-    reason="the embedded default bundle eyesdk/models/default is not shipped yet (the lead adds it)",
-)
-def test_default_bundle() -> None:
+def test_default_bundle_is_shipped_complete_and_small() -> None:
+    """The embedded default: every format x precision passed its gates, all of it under 1 MB, within budget."""
+    from eyesdk.bundle import load_bundle
+    from eyesdk.formats import FORMATS, PRECISIONS
+
+    bundle = load_bundle(default_bundle_path())
+    shipped = {(a["format"], a["precision"]) for a in bundle.manifest["artifacts"]}
+    assert shipped == {(f, p) for f in FORMATS for p in PRECISIONS}
+    assert sum(f.stat().st_size for f in default_bundle_path().iterdir()) <= 1_000_000
+    assert bundle.manifest["model"]["params"] <= 50_000
+    assert bundle.manifest["model"]["macs"] <= 1_500_000
+
+
+def test_default_bundle_predicts_with_auto() -> None:
     es = eyesdk.EyeState()
     r = es.predict(synthetic_eye(True, (60, 90)))
     assert r.label in ("open", "closed") and 0.0 <= r.prob_open <= 1.0
     assert es.backend in eyesdk.available_backends()
+
+
+def test_default_fp32_artifacts_agree_across_backends() -> None:
+    """All fp32 artifacts give the same probability within 1e-3 on the bundle's probe inputs."""
+    from eyesdk.bundle import load_bundle
+
+    bundle = load_bundle(default_bundle_path())
+    probe = np.load(default_bundle_path() / "probe.npy", allow_pickle=False)
+    probs = []
+    for backend in eyesdk.available_backends():
+        es = eyesdk.EyeState(backend=backend, precision="fp32")
+        probs.append(1.0 / (1.0 + np.exp(-es.logits(probe) / es.temperature)))
+    assert len(probs) >= 1 and bundle.manifest["threshold"] == 0.5
+    for other in probs[1:]:
+        np.testing.assert_allclose(other, probs[0], atol=1e-3)
+
+
+@pytest.mark.real_data
+def test_default_fp32_artifacts_agree_on_real_crops(shared_data) -> None:
+    from eyesdk.imagefile import read_image
+
+    files = sorted((shared_data / "mrlEyes_2018_01" / "s0037").iterdir())[::400]
+    files += sorted((shared_data / "cew" / "dataset_B_Eye_Images" / "openLeftEyes").iterdir())[::100]
+    crops = [read_image(f) for f in files]
+    results = [[r.prob_open for r in eyesdk.EyeState(backend=b, precision="fp32", color="rgb").predict_batch(crops)]
+               for b in eyesdk.available_backends()]
+    for other in results[1:]:
+        np.testing.assert_allclose(other, results[0], atol=1e-3)
