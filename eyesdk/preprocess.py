@@ -7,9 +7,10 @@ standardisation, which removes most of the brightness and contrast differences b
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -53,9 +54,14 @@ class PreprocessContract:
 DEFAULT_CONTRACT = PreprocessContract()
 
 
-@lru_cache(maxsize=256)
-def resize_weights(n_in: int, n_out: int) -> np.ndarray:
-    """Row-stochastic (n_out, n_in) matrix of an antialiased triangle (bilinear) filter, as PIL's BILINEAR."""
+# Resize matrices are cached per (input side, output side). Sides up to RESIZE_CACHE_SIDE (every eye crop a
+# detector hands over) keep up to 256 entries (<= 16 MiB at size 32); larger sides keep only the 4 most recent, so a
+# stream of ever-different huge crops cannot pin hundreds of MB (one 8192-side matrix is 1 MiB, and for a crop that
+# size rebuilding it costs ~1 % of the crop's own preprocessing).
+RESIZE_CACHE_SIDE = 512
+
+
+def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
     scale = n_in / n_out
     support = max(scale, 1.0)
     centers = (np.arange(n_out, dtype=np.float64) + 0.5) * scale
@@ -65,6 +71,19 @@ def resize_weights(n_in: int, n_out: int) -> np.ndarray:
     weights = weights.astype(np.float32)
     weights.setflags(write=False)
     return weights
+
+
+_small_weights = lru_cache(maxsize=256)(_triangle_weights)
+_large_weights = lru_cache(maxsize=4)(_triangle_weights)
+
+
+def resize_weights(n_in: int, n_out: int) -> np.ndarray:
+    """Row-stochastic (n_out, n_in) matrix of an antialiased triangle (bilinear) filter, as PIL's BILINEAR."""
+    return (_small_weights if n_in <= RESIZE_CACHE_SIDE else _large_weights)(n_in, n_out)
+
+
+def _refuse_range(lo: float, hi: float) -> NoReturn:
+    raise InvalidCropError(f"float crop has values in [{lo:.3g}, {hi:.3g}]; float crops must lie in [0, 1]")
 
 
 def to_grey(crop: np.ndarray, color: str = "bgr") -> np.ndarray:
@@ -82,15 +101,23 @@ def to_grey(crop: np.ndarray, color: str = "bgr") -> np.ndarray:
     h, w = crop.shape[:2]
     if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
         raise InvalidCropError(f"crop is {h}x{w} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
+    # order="C" whatever the input's memory layout (strided view, transpose, Fortran): astype would keep the layout,
+    # and the matrix products below then sum in another order: the same pixels must give the same bits.
     if crop.dtype == np.uint8:
-        pixels = crop.astype(np.float32)
+        pixels = crop.astype(np.float32, order="C")
     elif crop.dtype.kind == "f":
-        pixels = crop.astype(np.float32)
+        if crop.dtype.itemsize > 4:  # float64 beyond float32's range becomes inf with a RuntimeWarning: refused below
+            with np.errstate(over="ignore"):
+                pixels = crop.astype(np.float32, order="C")
+        else:
+            pixels = crop.astype(np.float32, order="C")
         if not np.isfinite(pixels).all():
+            if np.isfinite(crop).all():  # finite in its own dtype: out of range, and the message must say so
+                _refuse_range(float(crop.min()), float(crop.max()))
             raise InvalidCropError("crop contains NaN or infinite values; float crops must be finite in [0, 1]")
         lo, hi = float(pixels.min()), float(pixels.max())
         if lo < 0.0 or hi > 1.0:
-            raise InvalidCropError(f"float crop has values in [{lo:.3g}, {hi:.3g}]; float crops must lie in [0, 1]")
+            _refuse_range(lo, hi)
         pixels *= 255.0
     else:
         raise InvalidCropError(f"crop dtype {crop.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
@@ -108,6 +135,11 @@ def standardize(resized: np.ndarray, std_floor: float) -> np.ndarray:
     """
     shape = resized.shape
     n = shape[-1] * shape[-2]
+    if resized.ndim == 2:  # one crop, the predict() hot path: four numpy calls, scalars in Python
+        centered = resized.astype(np.float32, copy=False) - np.float32(resized.sum() / n)
+        flat = centered.ravel()
+        std = math.sqrt(float(np.dot(flat, flat)) / n)
+        return centered * np.float32(1.0 / max(std, std_floor * 255.0))
     flat = resized.reshape(-1, n).astype(np.float32, copy=False)
     mean = flat.sum(axis=1, keepdims=True) * np.float32(1.0 / n)
     centered = flat - mean
@@ -116,17 +148,25 @@ def standardize(resized: np.ndarray, std_floor: float) -> np.ndarray:
     return (centered * inv_std).reshape(shape)
 
 
-@lru_cache(maxsize=256)
-def _transposed_weights(n_in: int, n_out: int) -> np.ndarray:
+def _transposed(n_in: int, n_out: int) -> np.ndarray:
     weights = np.ascontiguousarray(resize_weights(n_in, n_out).T)
     weights.setflags(write=False)
     return weights
 
 
+_small_transposed = lru_cache(maxsize=256)(_transposed)
+_large_transposed = lru_cache(maxsize=4)(_transposed)
+
+
+def _transposed_weights(n_in: int, n_out: int) -> np.ndarray:
+    return (_small_transposed if n_in <= RESIZE_CACHE_SIDE else _large_transposed)(n_in, n_out)
+
+
 def resize_grey(grey: np.ndarray, size: int) -> np.ndarray:
     """Grey image(s) (..., H, W) -> (..., size, size) float32, same value range; the contract's resize step."""
     h, w = grey.shape[-2:]
-    return resize_weights(h, size) @ (grey.astype(np.float32, copy=False) @ _transposed_weights(w, size))
+    pixels = grey.astype(np.float32, order="C", copy=False)  # layout-independent bits, as in to_grey
+    return resize_weights(h, size) @ (pixels @ _transposed_weights(w, size))
 
 
 def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
