@@ -153,3 +153,14 @@ def test_augment_is_seeded_and_stays_in_range() -> None:
     torch.testing.assert_close(a, b)
     assert not torch.equal(a, c)
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+
+
+def test_distillation_from_a_teacher_checkpoint(synthetic_split, tmp_path) -> None:
+    d = synthetic_split
+    args = (d["x"], d["y"], ["mrl"] * len(d["y"]), d["xv"], d["yv"])
+    teacher = train(*args, _quick(widths=(8, 16, 32)), tmp_path / "teacher", progress=False)
+    student = train(*args, _quick(teacher=str(teacher.checkpoint), distill_alpha=0.3), tmp_path / "student",
+                    progress=False)
+    pred = (predict_logits(student.model, d["xv"]) >= 0).astype(int)
+    assert balanced_accuracy(d["yv"], pred) > 0.9
+    assert read_checkpoint(student.checkpoint)["train_config"]["teacher"] == str(teacher.checkpoint)
