@@ -8,7 +8,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .pipeline import DEFAULT_FOLDS
+from .pipeline import DEFAULT_FOLDS, SHIPPED_SIZE
 
 DEFAULT_CACHE = Path.home() / ".cache" / "eyesdk" / "crops"
 
@@ -33,7 +33,7 @@ def train_options(fn):
         click.option("--margin", "arc_margin", default=0.2, show_default=True, help="ArcFace angular margin (rad)."),
         click.option("--scale", "arc_scale", default=16.0, show_default=True, help="ArcFace scale s."),
         click.option("--widths", default="6,12,24,48", show_default=True, help="Conv widths (first at stride 1)."),
-        click.option("--size", default=32, show_default=True, help="Model input side (preprocessing contract)."),
+        click.option("--size", default=SHIPPED_SIZE, show_default=True, help="Model input side (contract size)."),
         click.option("--extra", default="", help="Extra stride-1 conv widths after the last stage (teachers)."),
         click.option("--epochs", default=25, show_default=True),
         click.option("--samples-per-epoch", default=40_000, show_default=True),

@@ -19,7 +19,7 @@ import numpy as np
 
 from eyesdk.formats import FORMATS, PRECISIONS
 
-from .pipeline import DEFAULT_FOLDS
+from .pipeline import DEFAULT_FOLDS, SHIPPED_SIZE
 
 if TYPE_CHECKING:
     from .pipeline import PreparedData
@@ -168,17 +168,21 @@ def make_build_command(train_fn: TrainFn | None = None) -> click.Command:
                   help="Use this checkpoint instead of training one.")
     @click.option("--workdir", type=click.Path(file_okay=False), default="runs/build", show_default=True,
                   help="Where training writes its checkpoints.")
+    @click.option("--size", default=SHIPPED_SIZE, show_default=True,
+                  help="Model input side when training (the preprocessing contract's size).")
     @export_options
-    def build_cmd(checkpoint: str | None, workdir: str, **kw: Any) -> None:
+    def build_cmd(checkpoint: str | None, workdir: str, size: int, **kw: Any) -> None:
         """Train (or take --checkpoint), then export, validate and gate every artifact into one bundle."""
         prepared = None
         if checkpoint is None:
             if train_fn is None:
                 raise click.UsageError("--checkpoint is required: training is not wired into `build` yet")
+            from eyesdk.preprocess import PreprocessContract
+
             from .pipeline import prepare_data
 
             prepared = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
-                                    progress=not kw["quiet"])
+                                    PreprocessContract(size=size), progress=not kw["quiet"])
             val_fold = kw["val_fold"] if kw["val_fold"] is not None else 0
             checkpoint = str(train_fn(prepared, val_fold, Path(workdir)))
             kw["val_fold"] = val_fold
