@@ -13,17 +13,17 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import selection, tune
 from .bundle import Bundle, load_bundle, load_default_bundle
-from .errors import InvalidCropError
+from .errors import BackendRuntimeError, InvalidCropError
 from .preprocess import ACCEPTED, MAX_SIDE, MIN_SIDE, preprocess_grey, to_grey
 
 Crop = Any  # np.ndarray | str | os.PathLike | PIL.Image.Image (PIL is never imported here)
+_PREPROCESS_CHUNK = 64
 _MAX_CHUNK = 1024  # crops per backend call in predict_batch: bounds memory, amortises the per-call overhead
 
 
@@ -42,6 +42,24 @@ def _sigmoid(t: float) -> float:
         return 1.0 / (1.0 + math.exp(-t))
     e = math.exp(t)
     return e / (1.0 + e)
+
+
+def _pil_pixels(image: Any) -> np.ndarray:
+    """A PIL image -> uint8 grey or RGB with the same mode handling as files (16-bit scaled, alpha dropped).
+
+    A PIL image decodes lazily, so a truncated file behind it, a closed image or a mode Pillow cannot convert fails
+    only here: that is the caller's bad crop (InvalidCropError), as the same file passed by path would be. Sides are
+    checked before decoding, so an oversized image is refused without being decoded.
+    """
+    from .imagefile import _DECODE_ERRORS, _to_array
+
+    width, height = image.size
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
+        raise InvalidCropError(f"crop is {height}x{width} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
+    try:
+        return _to_array(image)
+    except _DECODE_ERRORS as exc:
+        raise InvalidCropError(f"cannot read the PIL image ({type(exc).__name__}: {exc})") from exc
 
 
 class EyeState:
@@ -111,10 +129,20 @@ class EyeState:
         """Classify one eye crop (see ``eyesdk.preprocess.ACCEPTED`` for the accepted forms)."""
         grey = to_grey(crop, self.color) if type(crop) is np.ndarray else self._grey(crop)
         x = preprocess_grey(grey, self._contract)
-        z = float(self._run(x.reshape(1, 1, self._size, self._size))[0])
+        try:  # free unless it raises (Python 3.11+ zero-cost try)
+            z = float(self._run(x.reshape(1, 1, self._size, self._size))[0])
+        except Exception as exc:
+            raise self._runtime_error(exc) from exc
         p = _sigmoid(z * self._inv_t)
         is_open = p >= self.threshold
         return EyePrediction(is_open, p, self._labels[is_open], z)
+
+    def _runtime_error(self, exc: Exception) -> BackendRuntimeError:
+        """A backend failure with its context. No silent switch to another backend: that could change answers."""
+        return BackendRuntimeError(
+            f"{self.backend} {self.precision} ({self.artifact['file']} of bundle {self.bundle.name!r}) failed while "
+            f"running: {type(exc).__name__}: {exc}"
+        )
 
     def _prediction(self, z: float) -> EyePrediction:
         p = _sigmoid(z * self._inv_t)
@@ -128,13 +156,11 @@ class EyeState:
         if isinstance(crop, np.ndarray):  # ndarray subclasses (memmap, ...)
             return to_grey(np.asarray(crop), self.color)
         if type(crop).__module__.startswith("PIL."):  # checked by name: PIL is never imported just to test this
-            from .imagefile import _to_array  # the same mode handling as files: 16-bit scaled, alpha dropped
-
-            return to_grey(_to_array(crop), "rgb")
+            return to_grey(_pil_pixels(crop), "rgb")
         if isinstance(crop, (str, os.PathLike)):
             from .imagefile import read_image
 
-            return to_grey(read_image(Path(crop)), "rgb")
+            return to_grey(read_image(crop), "rgb")
         raise InvalidCropError(f"cannot classify a {type(crop).__name__}; accepted: {ACCEPTED}")
 
     def _preprocess_many(self, crops: Any) -> np.ndarray:
@@ -168,7 +194,9 @@ class EyeState:
                 "crops), or a list of crops; for a single crop use predict()"
             )
         n, h, w = stack.shape
-        if n and (min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE):
+        if n == 0:  # no pixels: nothing to resize (a resize matrix for 0 x 8 x 2**26 crops alone would be 8 GiB)
+            return np.empty((0, self._size, self._size), dtype=np.float32)
+        if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
             raise InvalidCropError(f"crops are {h}x{w} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
         if stack.dtype != np.uint8:  # floats need to_grey's range and finiteness checks
             return self._preprocess_many(list(stack))
@@ -176,6 +204,10 @@ class EyeState:
 
     def predict_batch(self, crops: Sequence[Crop] | np.ndarray) -> list[EyePrediction]:
         """Classify many crops: a list of any accepted crops, or an N x H x W (x C) array stack."""
+        if isinstance(crops, np.ndarray) and crops.ndim >= 3 and len(crops) > _PREPROCESS_CHUNK:
+            # Stacks are preprocessed a cache-sized slice at a time: one 256 x 90 x 90 float copy is ~8 MB.
+            return [p for i in range(0, len(crops), _PREPROCESS_CHUNK)
+                    for p in self.predict_batch(crops[i : i + _PREPROCESS_CHUNK])]
         x = self._preprocess_many(crops)
         if x.shape[0] == 0:
             return []
@@ -194,6 +226,11 @@ class EyeState:
             raise InvalidCropError(f"logits() takes a preprocessed float32 batch (N, 1, {size}, {size}); got {got}")
         batch = np.ascontiguousarray(batch)
         n = batch.shape[0]
-        if n <= _MAX_CHUNK:
-            return np.array(self._run(batch), dtype=np.float32).reshape(n)
-        return np.concatenate([self._run(batch[i : i + _MAX_CHUNK]) for i in range(0, n, _MAX_CHUNK)])
+        if n == 0:  # nothing to run; fixed-batch files and some runtimes refuse an empty batch
+            return np.empty(0, dtype=np.float32)
+        try:
+            if n <= _MAX_CHUNK:
+                return np.array(self._run(batch), dtype=np.float32).reshape(n)
+            return np.concatenate([self._run(batch[i : i + _MAX_CHUNK]) for i in range(0, n, _MAX_CHUNK)])
+        except Exception as exc:
+            raise self._runtime_error(exc) from exc
