@@ -52,3 +52,14 @@ def run_in_fixed_batches(run_one, batch: np.ndarray, size: int) -> np.ndarray:
         else:
             out[start : start + size] = run_one(np.ascontiguousarray(chunk))
     return out
+
+
+def one_logit_per_crop(out: np.ndarray, n: int, backend: str) -> np.ndarray:
+    """Refuse an output that does not hold exactly one logit per input crop.
+
+    Seen on OpenVINO's int8 IR on an (emulated) Cortex-A72: inference "succeeds" and returns an empty tensor. Passing
+    that on would be a silent wrong answer; raising lets `auto` reject the artifact and explicit users see why.
+    """
+    if out.shape != (n,):
+        raise RuntimeError(f"{backend} returned {out.size} values of shape {out.shape} for {n} crops; expected ({n},)")
+    return out

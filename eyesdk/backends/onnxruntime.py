@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import run_in_fixed_batches
+from .base import one_logit_per_crop, run_in_fixed_batches
 
 _ORT_TO_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -50,8 +50,9 @@ class OnnxRuntimeRunner:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if self.fixed_batch is None or batch.shape[0] == self.fixed_batch:
-            return self._run_direct(batch)
-        return run_in_fixed_batches(self._run_direct, batch, self.fixed_batch)
+            return one_logit_per_crop(self._run_direct(batch), batch.shape[0], "onnxruntime")
+        return one_logit_per_crop(run_in_fixed_batches(self._run_direct, batch, self.fixed_batch), batch.shape[0],
+                                 "onnxruntime")
 
 
 def load(path: Path, threads: int) -> OnnxRuntimeRunner:

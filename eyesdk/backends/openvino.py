@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import run_in_fixed_batches
+from .base import one_logit_per_crop, run_in_fixed_batches
 
 
 class OpenVinoRunner:
@@ -77,8 +77,9 @@ class OpenVinoRunner:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if self.fixed_batch is None or batch.shape[0] == self.fixed_batch:
-            return self._run_direct(batch)
-        return run_in_fixed_batches(self._run_direct, batch, self.fixed_batch)
+            return one_logit_per_crop(self._run_direct(batch), batch.shape[0], "openvino")
+        return one_logit_per_crop(run_in_fixed_batches(self._run_direct, batch, self.fixed_batch), batch.shape[0],
+                                 "openvino")
 
 
 def load(path: Path, threads: int) -> OpenVinoRunner:

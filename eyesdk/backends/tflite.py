@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import run_in_fixed_batches
+from .base import one_logit_per_crop, run_in_fixed_batches
 
 
 def _interpreter_class():
@@ -85,8 +85,9 @@ class TfliteRunner:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] == self.fixed_batch:
-            return self._run_direct(batch)
-        return run_in_fixed_batches(self._run_direct, batch, self.fixed_batch)
+            return one_logit_per_crop(self._run_direct(batch), batch.shape[0], "tflite")
+        return one_logit_per_crop(run_in_fixed_batches(self._run_direct, batch, self.fixed_batch), batch.shape[0],
+                                 "tflite")
 
 
 def load(path: Path, threads: int) -> TfliteRunner:

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from eyesdk.converters import diagnostics as dg
 
 from eyesdk import metrics
+from eyesdk.converters import diagnostics as dg
 
 
 def _embeddings(shift: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
