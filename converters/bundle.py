@@ -3,7 +3,8 @@
 Atomicity: everything is written into a temporary directory next to the target; ``manifest.json`` (with the
 sha256 and size of every other file) is written last; then the directory is renamed into place. An existing
 bundle at the target is first renamed aside and deleted only once the new one stands in its place, so an
-exception or a kill at any point leaves either the old bundle or the new one, never a half bundle.
+exception or a kill at any point leaves either the old bundle or the new one, never a half bundle. What a killed
+build leaves beside the target is removed by the next successful build (:func:`remove_stale_leftovers`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -102,7 +105,7 @@ def atomic_bundle_dir(target: str | Path) -> Iterator[Path]:
     target = Path(target).absolute()
     check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".building", dir=target.parent))
+    stage = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".building", dir=target.parent))
     try:
         yield stage
         if not (stage / MANIFEST).is_file():
@@ -113,13 +116,60 @@ def atomic_bundle_dir(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    remove_stale_leftovers(target)
+
+
+# Staging and set-aside directories are named .<target>.<host>-<pid>.<random>.building|.old: a build killed with
+# SIGKILL cannot clean up after itself, so the next successful build of the same target does it, for the leftovers
+# of processes of this host that no longer exist (a running build's, or another machine's on a shared disk, stay).
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname().split(".")[0])[:32] or "host"
+
+
+def _leftover_prefix(target: Path) -> str:
+    return f".{target.name}.{_host_tag()}-{os.getpid()}."
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_leftovers(target: Path) -> list[Path]:
+    """Delete what killed builds of ``target`` left beside it; returns the removed directories.
+
+    Called only after a new bundle stands at ``target``: after a kill between the two renames of a swap, the old
+    bundle's only copy is its ``.old`` directory, and it must survive until then. POSIX only (``os.kill(pid, 0)`` is
+    a liveness probe there; on Windows it would terminate the process).
+    """
+    if os.name != "posix":
+        return []
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(_host_tag())}-(\d+)\.[^.]+\.(?:building|old)")
+    removed = []
+    for entry in target.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _process_exists(pid):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
 
 
 def _swap_into_place(stage: Path, target: Path) -> None:
     if not target.exists():
         os.rename(stage, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    old = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".old", dir=target.parent))
     os.rmdir(old)  # only the unique name is wanted
     os.rename(target, old)
     try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendUnavailableError, EyeSDKError, InvalidCropError, ModelIntegrityError
+from .errors import BackendRuntimeError, BackendUnavailableError, EyeSDKError, InvalidCropError, ModelIntegrityError
 
 __version__ = "0.1.0"  # keep in step with pyproject.toml (read here without importlib.metadata: import speed)
 
 __all__ = [
+    "BackendRuntimeError",
     "BackendUnavailableError",
     "EyePrediction",
     "EyeSDKError",

@@ -2,9 +2,9 @@
 
 A bundle is trusted only after its manifest schema, its preprocessing contract and the size + sha256 of every file
 listed in ``files`` have been checked, and after every path in it has been shown to be a plain relative path that
-stays inside the bundle (no absolute paths, no ``..``, no symlinks). Every failure is a ModelIntegrityError that
-names the file or manifest key at fault, so a corrupted download or a hand-edited manifest is caught at load
-instead of surfacing later as wrong predictions.
+stays inside the bundle (no absolute paths, no ``..``, no symlinks), and that no unlisted file sits beside them.
+Every failure is a ModelIntegrityError that names the file or manifest key at fault, so a corrupted download or a
+hand-edited manifest is caught at load instead of surfacing later as wrong predictions.
 """
 
 from __future__ import annotations
@@ -140,6 +140,21 @@ def _check_files(root: Path, files: Any) -> None:
             raise _fail(root, f"file {rel!r} has sha256 {actual}; the manifest says {entry['sha256']} (modified)")
 
 
+def _check_nothing_unlisted(root: Path, files: dict[str, Any]) -> None:
+    """Refuse any file in the bundle directory that ``files`` does not list (the format lists every file).
+
+    A bundle is exactly its verified bytes: a leftover from a half copy, an artifact dropped in by hand, or a side
+    file a runtime might pick up on its own (an ONNX external-data file) would otherwise sit there unverified.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):  # symlinked directories are listed in dirnames, not entered
+        here = Path(dirpath)
+        for name in filenames + [d for d in dirnames if (here / d).is_symlink()]:
+            rel = (here / name).relative_to(root).as_posix()
+            if rel != MANIFEST and rel not in files:
+                raise _fail(root, f"{rel!r} is not listed in 'files' but sits in the bundle; a bundle holds "
+                                  "exactly its listed files: remove it or rebuild the bundle")
+
+
 def _check_artifacts(root: Path, artifacts: Any, files: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     if not isinstance(artifacts, list) or not artifacts:
         raise _fail(root, "manifest key 'artifacts' must be a non-empty list")
@@ -220,6 +235,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     if isinstance(files, dict) and MANIFEST in files:
         raise _fail(root, f"'files' lists {MANIFEST} itself; it cannot hold its own checksum")
     _check_files(root, files)
+    _check_nothing_unlisted(root, files)
 
     if not isinstance(manifest["preprocess"], dict):
         raise _fail(root, "manifest key 'preprocess' must be an object (PreprocessContract.to_dict())")

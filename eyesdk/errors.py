@@ -17,3 +17,12 @@ class ModelIntegrityError(EyeSDKError):
 
 class BackendUnavailableError(EyeSDKError, ImportError):
     """A runtime backend cannot be imported or used here; names the extra to install."""
+
+
+class BackendRuntimeError(EyeSDKError, RuntimeError):
+    """A backend that loaded and passed its probe failed while running a crop; names backend, precision and file.
+
+    ``EyeState`` never switches to another backend mid-stream (another precision could change answers), so the
+    error is raised for the caller to decide: retry, or build a new ``EyeState`` (``auto`` then passes over a backend
+    that fails on the bundle's probe).
+    """

@@ -10,6 +10,7 @@ half an image.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -60,21 +61,52 @@ def _to_array(image: Any) -> np.ndarray:
     return np.array(image, dtype=np.uint8)
 
 
+class _ClampedReader:
+    """A file whose ``read(n)`` never asks for more than the file holds.
+
+    Pillow skips the rest of a PNG chunk with ``fp.read(declared_length)``, and a buffered ``read(n)`` allocates n
+    bytes up front: a 441-byte file declaring a 2 GiB IDAT chunk made read_image allocate 2 GiB (a MemoryError on a
+    32-bit board or without overcommit). Clamped, every read is bounded by the file's own size.
+    """
+
+    def __init__(self, handle: Any, size: int) -> None:
+        self._handle, self._size = handle, size
+
+    def read(self, n: int | None = -1) -> bytes:
+        return self._handle.read(self._size if n is None or n < 0 or n > self._size else n)
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, readline, ...: the file's own
+        return getattr(self._handle, name)
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """Open without blocking: a FIFO opened for reading would otherwise wait forever for a writer."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode a PNG, JPEG or BMP file to uint8 grey (H, W) or RGB (H, W, 3), fully or not at all.
 
     JPEG EXIF orientation is applied (as OpenCV's imread does), 16-bit images are scaled to 8 bits, palettes
-    are expanded. A missing file raises FileNotFoundError; anything unreadable raises InvalidCropError naming
-    the file.
+    are expanded. Opening the path raises what ``open()`` raises (FileNotFoundError, IsADirectoryError,
+    PermissionError, ...); anything else -- an empty path, a FIFO or device, content that is not cleanly a whole
+    image -- raises InvalidCropError naming the file.
     """
-    path = Path(path)
+    raw = os.fsdecode(os.fspath(path))
+    if not raw or "\0" in raw:  # Path("") would mean ".", and open() raises a bare ValueError on NUL
+        reason = "an empty path" if not raw else "a NUL character in the path"
+        raise InvalidCropError(f"{raw!r}: not an image file path ({reason})")
+    path = Path(raw)
     Image, ImageOps = _pillow()
-    with open(path, "rb") as handle:  # FileNotFoundError / IsADirectoryError propagate unchanged
-        if os.fstat(handle.fileno()).st_size == 0:
+    with open(path, "rb", opener=_open_nonblocking) as handle:  # OSErrors of opening the path propagate unchanged
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidCropError(f"{path}: not a regular file (a FIFO, device or socket), not an image")
+        if info.st_size == 0:
             raise InvalidCropError(f"{path}: the file is empty (0 bytes), not an image")
         try:
-            image = Image.open(handle, formats=ACCEPTED_FORMATS)
-        except Image.DecompressionBombError as exc:
+            image = Image.open(_ClampedReader(handle, info.st_size), formats=ACCEPTED_FORMATS)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # a Warning raises under -W error
             raise InvalidCropError(f"{path}: refused as a decompression bomb ({exc})") from exc
         except Image.UnidentifiedImageError as exc:
             raise InvalidCropError(

@@ -160,7 +160,12 @@ def load_candidate(
         raise
     except Exception as exc:  # any runtime error while loading is a reason to try the next candidate
         raise BackendUnavailableError(f"failed to load {artifact['file']}: {type(exc).__name__}: {exc}") from exc
-    problem = parity_error(artifact, runner, probe)
+    try:
+        problem = parity_error(artifact, runner, probe)
+    except Exception as exc:  # a runtime that loads but cannot run the probe is passed over like one that cannot load
+        raise BackendUnavailableError(
+            f"{artifact['file']} loaded but failed on the probe: {type(exc).__name__}: {exc}"
+        ) from exc
     if problem is not None:
         raise BackendUnavailableError(f"{artifact['file']} {problem}")
     return artifact, runner
