@@ -32,6 +32,7 @@ from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract
 
 from . import export as exporters
 from .calibration import CalibrationSet
+from .pipeline import jsonable
 from .validate import Gates, ValidationResult, make_probe, torch_logits, validate_artifact
 
 if TYPE_CHECKING:
@@ -341,16 +342,4 @@ def _training_section(ckpt: Mapping[str, Any]) -> dict[str, Any]:
         if key in ckpt:
             section[key] = ckpt[key]
     section["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-    return json.loads(json.dumps(section, default=_jsonable))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):  # torch scalars
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return json.loads(json.dumps(section, default=jsonable))

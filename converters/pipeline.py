@@ -63,14 +63,17 @@ def prepare_data(
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Atomic JSON write (temp file in the same folder, then rename)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_jsonable))
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=jsonable))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """json.dumps default= for numpy / torch scalars, arrays and paths."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
+    if hasattr(value, "item"):  # torch scalars
+        return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

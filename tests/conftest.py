@@ -1,4 +1,4 @@
-"""Shared test helpers: where the real data lives (tests using it skip without it) and a synthetic eye."""
+"""Shared test helpers: real data (skipped without it), a synthetic eye, the tiny bundle, a private tune cache."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from synthetic import synthetic_eye
 
-__all__ = ["SHARED_DATA", "shared_data", "synthetic_eye"]
+__all__ = ["SHARED_DATA", "private_cache", "shared_data", "synthetic_eye", "tiny_bundle"]
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -18,3 +18,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All nine artifacts of a tiny real model, built once per session (copy it before damaging it)."""
+    from runtime_helpers import tiny_bundle_path
+
+    return tiny_bundle_path(tmp_path_factory)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test may read or write the user's tuning cache."""
+    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"

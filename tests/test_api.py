@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import tiny_bundle_path
 from synthetic import synthetic_eye
 
 import eyesdk
@@ -20,17 +19,6 @@ from eyesdk.preprocess import preprocess, preprocess_grey
 
 COMBOS = [(f.backend, p) for f in FORMATS.values() for p in PRECISIONS]
 _STATES: dict[tuple[str, str], eyesdk.EyeState] = {}
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may read or write the user's tuning cache."""
-    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def state(bundle: Path, backend: str, precision: str) -> eyesdk.EyeState:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import copy_bundle, drop_artifacts, read_manifest, tiny_bundle_path
+from runtime_helpers import copy_bundle, drop_artifacts, read_manifest
 
 from eyesdk import backends, device
 from eyesdk.bundle import load_bundle
@@ -37,16 +37,6 @@ def _load_checker():
 
 
 check = _load_checker()
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def _fake_pi(monkeypatch: pytest.MonkeyPatch) -> None:

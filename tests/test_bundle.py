@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from runtime_helpers import copy_bundle, edit_manifest, read_manifest, tiny_bundle_path, write_manifest
+from runtime_helpers import copy_bundle, edit_manifest, read_manifest, write_manifest
 
 import eyesdk
 from eyesdk import backends, bundle
@@ -14,11 +14,6 @@ from eyesdk.bundle import SCHEMA, Bundle, load_bundle
 from eyesdk.errors import ModelIntegrityError
 from eyesdk.formats import FORMATS, PRECISIONS
 from eyesdk.preprocess import PreprocessContract
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from runtime_helpers import copy_bundle, drop_artifacts, read_manifest, tiny_bundle_path, write_manifest
+from runtime_helpers import copy_bundle, drop_artifacts, read_manifest, write_manifest
 from synthetic import synthetic_eye
 
 import eyesdk
@@ -19,16 +19,6 @@ from eyesdk.formats import BACKENDS, PRECISIONS
 from eyesdk.selection import ARM_ORDER, X86_ORDER, Candidate
 
 _real_load_backend = backends.load_backend
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from runtime_helpers import copy_bundle, drop_artifacts, tiny_bundle_path
+from runtime_helpers import copy_bundle, drop_artifacts
 
 import eyesdk
 from eyesdk import backends, selection, tune
@@ -16,11 +16,6 @@ from eyesdk.bundle import Bundle, load_bundle
 from eyesdk.device import DeviceInfo, parse_cpuinfo, probe
 from eyesdk.errors import BackendUnavailableError
 from eyesdk.formats import BACKENDS, PRECISIONS
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
 
 
 @pytest.fixture

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_helpers import tiny_bundle_path
 from synthetic import synthetic_eye
 
 SIZES = [(90, 90), (72, 96), (64, 64), (110, 100)]
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """All nine artifacts, built once per session (shared with the runtime tests through runtime_helpers)."""
-    return tiny_bundle_path(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +66,3 @@ def write_omz_like_onnx(path: Path, gain: float = 4.0) -> Path:
 @pytest.fixture(scope="session")
 def omz_like_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_omz_like_onnx(tmp_path_factory.mktemp("peer") / "omz_like.onnx")
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """EyeState may read a tuning cache: keep it out of the user's home."""
-    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))

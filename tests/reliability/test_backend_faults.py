@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runtime_helpers import tiny_bundle_path
 from synthetic import synthetic_eye
 
 import eyesdk
@@ -38,11 +37,6 @@ from eyesdk.selection import X86_ORDER, Candidate
 _real_load_backend = backends.load_backend
 RUNTIME_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",),
                    "tflite": ("ai_edge_litert", "tflite_runtime")}
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

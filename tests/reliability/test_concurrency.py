@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runtime_helpers import tiny_bundle_path
 from synthetic import synthetic_eye
 
 import eyesdk
@@ -39,17 +38,6 @@ from eyesdk.formats import FORMATS, PRECISIONS
 COMBOS = [(f.backend, p) for f in FORMATS.values() for p in PRECISIONS]
 THREADS = 6
 ROUNDS = 12
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 def _workload() -> list[tuple[str, Any]]:

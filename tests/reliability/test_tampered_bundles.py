@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runtime_helpers import copy_bundle, edit_manifest, read_manifest, tiny_bundle_path, write_manifest
+from runtime_helpers import copy_bundle, edit_manifest, read_manifest, write_manifest
 
 import eyesdk
 from eyesdk import backends
@@ -32,19 +32,9 @@ from eyesdk.errors import ModelIntegrityError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle_path(tmp_path_factory)
-
-
 @pytest.fixture
 def damaged(tiny_bundle: Path, tmp_path: Path) -> Path:
     return copy_bundle(tiny_bundle, tmp_path / "bundle")
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EYESDK_CACHE_DIR", str(tmp_path / "cache"))
 
 
 # -- the tampering catalogue: (id, how to damage a bundle copy, what the refusal must say) --------------------------
