@@ -169,17 +169,6 @@ def test_write_manifest_lists_every_file_with_sha256_and_size(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    pytest.importorskip("torch")
-    import torch
-
-    from eyesdk.converters.testing import train_tiny_model
-
-    torch.set_num_threads(1)
-    return train_tiny_model(0)
-
-
-@pytest.fixture(scope="module")
 def full_bundle(tmp_path_factory, tiny):
     from eyesdk.converters.testing import make_tiny_bundle
 

@@ -18,17 +18,6 @@ PARITY = {"fp32": 1e-4, "fp16": 2e-2, "int8": 0.5}
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    pytest.importorskip("torch")
-    import torch
-
-    from eyesdk.converters.testing import train_tiny_model
-
-    torch.set_num_threads(1)
-    return train_tiny_model(0)
-
-
-@pytest.fixture(scope="module")
 def bundle(tmp_path_factory, tiny):
     from eyesdk.converters.testing import make_tiny_bundle
 
