@@ -8,6 +8,7 @@ standardisation, which removes most of the brightness and contrast differences b
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, NoReturn
@@ -73,13 +74,22 @@ def _triangle_weights(n_in: int, n_out: int) -> np.ndarray:
     return weights
 
 
-_small_weights = lru_cache(maxsize=256)(_triangle_weights)
-_large_weights = lru_cache(maxsize=4)(_triangle_weights)
+def _two_tier_cache(build: Callable[[int, int], np.ndarray]) -> Callable[[int, int], np.ndarray]:
+    """Cache many small-side matrices but only the last few large ones, so huge crops cannot pin memory."""
+    small, large = lru_cache(maxsize=256)(build), lru_cache(maxsize=4)(build)
+
+    def cached(n_in: int, n_out: int) -> np.ndarray:
+        return (small if n_in <= RESIZE_CACHE_SIDE else large)(n_in, n_out)
+
+    return cached
+
+
+_cached_weights = _two_tier_cache(_triangle_weights)
 
 
 def resize_weights(n_in: int, n_out: int) -> np.ndarray:
     """Row-stochastic (n_out, n_in) matrix of an antialiased triangle (bilinear) filter, as PIL's BILINEAR."""
-    return (_small_weights if n_in <= RESIZE_CACHE_SIDE else _large_weights)(n_in, n_out)
+    return _cached_weights(n_in, n_out)
 
 
 def _refuse_range(lo: float, hi: float) -> NoReturn:
@@ -154,12 +164,7 @@ def _transposed(n_in: int, n_out: int) -> np.ndarray:
     return weights
 
 
-_small_transposed = lru_cache(maxsize=256)(_transposed)
-_large_transposed = lru_cache(maxsize=4)(_transposed)
-
-
-def _transposed_weights(n_in: int, n_out: int) -> np.ndarray:
-    return (_small_transposed if n_in <= RESIZE_CACHE_SIDE else _large_transposed)(n_in, n_out)
+_transposed_weights = _two_tier_cache(_transposed)
 
 
 def resize_grey(grey: np.ndarray, size: int) -> np.ndarray:
