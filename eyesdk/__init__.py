@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BackendRuntimeError, BackendUnavailableError, EyeSDKError, InvalidCropError, ModelIntegrityError
 
-__version__ = "0.1.0"  # keep in step with pyproject.toml (read here without importlib.metadata: import speed)
+__version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic), import reads no metadata
 
 __all__ = [
     "BackendRuntimeError",
