@@ -16,12 +16,6 @@ from typing import Any
 
 import numpy as np
 
-# The modules whose import a backend's first load pays for (tflite: the interpreter, not just the package).
-RUNTIME_MODULES: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime",),
-    "openvino": ("openvino",),
-    "tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
-}
 CROP_SIDE = 90  # MRL crops are 52-299 px, median ~87: a typical crop a detector hands over
 
 
@@ -40,7 +34,10 @@ def import_runtime(backend: str) -> float:
     later one gets for free; the import cost is reported on its own.
     """
     start = time.perf_counter()
-    for name in RUNTIME_MODULES.get(backend, ()):
+    from eyesdk.formats import BACKEND_FORMAT, format_of_backend
+
+    modules = format_of_backend(backend).load_modules if backend in BACKEND_FORMAT else ()
+    for name in modules:
         if name in sys.modules:
             break
         try:

@@ -174,10 +174,7 @@ def _check_artifacts(root: Path, artifacts: Any, files: dict[str, Any]) -> dict[
         if (fmt, precision) in by_key:
             raise _fail(root, f"{where}: {fmt} {precision} is listed twice")
         check_relative_path(root, rel, f"{where}.file")
-        needed = [rel]
-        if fmt == "openvino":
-            needed.append(str(PurePosixPath(rel).with_suffix(".bin")))
-        for path in needed:
+        for path in FORMATS[fmt].files(rel):
             if path not in files:
                 raise _fail(root, f"{where}: {path!r} is not listed in 'files', so its checksum cannot be verified")
         batch = entry["batch"]

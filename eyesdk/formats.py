@@ -14,16 +14,43 @@ class Format:
     backend: str  # runtime backend that executes it
     extension: str  # main file suffix
     extra: str  # pip extra that installs the backend
+    providers: tuple[str, ...]  # importable top-level modules that provide the backend, in order of preference
+    distributions: tuple[str, ...]  # distributions whose version identifies the installed runtime (first found wins)
+    load_modules: tuple[str, ...]  # what a first load imports (tflite: the interpreter), one per provider
+    sidecars: tuple[str, ...] = ()  # suffixes of files that belong to the main file (OpenVINO IR: the weights .bin)
+
+    def files(self, main: str) -> list[str]:
+        """The artifact's main file and its sidecars (same stem), as bundle-relative POSIX paths."""
+        stem = main[: -len(self.extension)] if main.endswith(self.extension) else main.rsplit(".", 1)[0]
+        return [main, *(stem + suffix for suffix in self.sidecars)]
 
 
 FORMATS: dict[str, Format] = {
-    "onnx": Format("onnx", "onnxruntime", ".onnx", "onnx"),
-    "openvino": Format("openvino", "openvino", ".xml", "openvino"),
-    "tflite": Format("tflite", "tflite", ".tflite", "tflite"),
+    "onnx": Format(
+        "onnx", "onnxruntime", ".onnx", "onnx",
+        providers=("onnxruntime",),
+        distributions=("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
+        load_modules=("onnxruntime",),
+    ),
+    "openvino": Format(
+        "openvino", "openvino", ".xml", "openvino",
+        providers=("openvino",), distributions=("openvino",), load_modules=("openvino",), sidecars=(".bin",),
+    ),
+    "tflite": Format(
+        "tflite", "tflite", ".tflite", "tflite",
+        providers=("ai_edge_litert", "tflite_runtime"),
+        distributions=("ai-edge-litert", "tflite-runtime"),
+        load_modules=("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
+    ),
 }
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 BACKENDS: tuple[str, ...] = tuple(f.backend for f in FORMATS.values())
 BACKEND_FORMAT: dict[str, str] = {f.backend: f.name for f in FORMATS.values()}
+
+
+def format_of_backend(backend: str) -> Format:
+    """The format a backend runs (KeyError for an unknown backend: callers check names first)."""
+    return FORMATS[BACKEND_FORMAT[backend]]
 
 # Default accuracy-drift gates against torch fp32, |Δaccuracy| in percentage points (fp32 must match too).
 DEFAULT_DRIFT_GATE_PP: dict[str, float] = {"fp32": 0.05, "fp16": 0.05, "int8": 0.5}

@@ -65,6 +65,12 @@ def test_errors_subclass_builtins() -> None:
     assert issubclass(eyesdk.ModelIntegrityError, eyesdk.EyeSDKError)
 
 
-def test_version_matches_pyproject() -> None:
+def test_one_version_number() -> None:
+    """pyproject reads the version from eyesdk.__version__ (dynamic) and the installed metadata agrees."""
+    from importlib import metadata
+
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == eyesdk.__version__
+    assert re.search(r'^dynamic = \["version"\]', text, re.M)
+    assert re.search(r'^version = \{ attr = "eyesdk.__version__" \}', text, re.M)
+    assert not re.search(r'^version = "', text, re.M)
+    assert metadata.version("eyesdk") == eyesdk.__version__

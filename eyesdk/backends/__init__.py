@@ -12,7 +12,7 @@ import importlib.util
 from importlib import metadata
 
 from ..errors import BackendUnavailableError
-from ..formats import BACKEND_FORMAT, BACKENDS, FORMATS
+from ..formats import BACKENDS, format_of_backend
 from .base import Backend, Runner
 
 __all__ = [
@@ -24,20 +24,6 @@ __all__ = [
     "is_available",
     "load_backend",
 ]
-
-# Importable top-level modules that provide each backend, in order of preference.
-PROVIDERS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime",),
-    "openvino": ("openvino",),
-    "tflite": ("ai_edge_litert", "tflite_runtime"),
-}
-# Distributions whose version identifies the installed runtime (first one found wins).
-DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
-    "openvino": ("openvino",),
-    "tflite": ("ai-edge-litert", "tflite-runtime"),
-}
-
 
 def check_name(backend: str) -> str:
     """Return the backend name if known, else raise ValueError listing the known ones."""
@@ -55,7 +41,7 @@ def _module_exists(module: str) -> bool:
 
 def is_available(backend: str) -> bool:
     """True when one of the backend's runtime packages is installed (found without importing it)."""
-    return any(_module_exists(m) for m in PROVIDERS[check_name(backend)])
+    return any(_module_exists(m) for m in format_of_backend(check_name(backend)).providers)
 
 
 def available_backends() -> list[str]:
@@ -65,12 +51,12 @@ def available_backends() -> list[str]:
 
 def install_hint(backend: str) -> str:
     """The pip command that installs a backend's runtime."""
-    return f"pip install 'eyesdk[{FORMATS[BACKEND_FORMAT[check_name(backend)]].extra}]'"
+    return f"pip install 'eyesdk[{format_of_backend(check_name(backend)).extra}]'"
 
 
 def backend_version(backend: str) -> str | None:
     """Installed version of the backend's runtime distribution, read from metadata (no import), or None."""
-    for dist in DISTRIBUTIONS[check_name(backend)]:
+    for dist in format_of_backend(check_name(backend)).distributions:
         try:
             return f"{dist} {metadata.version(dist)}"
         except metadata.PackageNotFoundError:

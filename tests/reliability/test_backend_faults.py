@@ -32,11 +32,10 @@ from synthetic import synthetic_eye
 import eyesdk
 from eyesdk import backends, selection
 from eyesdk.errors import BackendRuntimeError, BackendUnavailableError, EyeSDKError
+from eyesdk.formats import format_of_backend
 from eyesdk.selection import X86_ORDER, Candidate
 
 _real_load_backend = backends.load_backend
-RUNTIME_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",),
-                   "tflite": ("ai_edge_litert", "tflite_runtime")}
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +75,7 @@ class _BrokenFinder(importlib.abc.MetaPathFinder):
 
 
 def break_import(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
-    names = RUNTIME_MODULES[backend]
+    names = format_of_backend(backend).providers
     for name in [m for m in sys.modules if m.split(".")[0] in names]:
         monkeypatch.delitem(sys.modules, name)  # restored, real module objects and all, after the test
     monkeypatch.setattr(sys, "meta_path", [_BrokenFinder(names), *sys.meta_path])
