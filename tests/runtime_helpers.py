@@ -58,3 +58,28 @@ def drop_artifacts(bundle: Path, *pairs: tuple[str, str]) -> None:
     manifest = read_manifest(bundle)
     manifest["artifacts"] = [a for a in manifest["artifacts"] if (a["format"], a["precision"]) not in pairs]
     write_manifest(bundle, manifest)
+
+
+def rehash(bundle: Path, *relatives: str) -> None:
+    """Record the current size + sha256 of files in the manifest, as a careful attacker (or a rebuild) would."""
+    import hashlib
+
+    manifest = read_manifest(bundle)
+    for rel in relatives:
+        data = (bundle / rel).read_bytes()
+        manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    write_manifest(bundle, manifest)
+
+
+def run_isolated(code: str, timeout: float = 60.0, memory_bytes: int | None = None) -> Any:
+    """Run Python code in a child process (hangs and crashes stay there), optionally under an address-space limit."""
+    import subprocess
+    import sys
+
+    prefix = ""
+    if memory_bytes is not None:
+        prefix = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({memory_bytes}, {memory_bytes}))\n"
+    try:
+        return subprocess.run([sys.executable, "-c", prefix + code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the child process hung for {timeout} s: {exc}")

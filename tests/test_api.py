@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime_helpers import run_isolated
 from synthetic import synthetic_eye
 
 import eyesdk
@@ -359,3 +361,60 @@ def test_default_fp32_artifacts_agree_on_real_crops(shared_data) -> None:
                for b in eyesdk.available_backends()]
     for other in results[1:]:
         np.testing.assert_allclose(other, results[0], atol=1e-3)
+
+
+# -- regressions of the adversarial pass (issue 14) ---------------------------------------------------------------
+
+
+def test_a_list_of_many_crops_is_preprocessed_in_chunks(es: eyesdk.EyeState) -> None:
+    """#9: 100k 8x8 crops as a list peaked at ~734 MiB (the same data as a stack: 12 MiB); lists are now chunked
+    like stacks, so what predict_batch allocates beyond its results does not grow with the list."""
+    import tracemalloc
+
+    many = [np.full((8, 8), i % 256, np.uint8) for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        results = es.predict_batch(many)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(results) == len(many)
+    per_result = 200  # an EyePrediction, its floats and the list slot: what the caller asked for
+    assert peak <= (8 << 20) + per_result * len(many), f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("form", ["list", "stack"])
+def test_batch_errors_name_the_crops_own_index(es: eyesdk.EyeState, form: str) -> None:
+    """#13: error indices were relative to the internal 64-crop chunk ("crop 22" for crop 150)."""
+    batch = np.full((151, 20, 20), 0.5, np.float32)
+    batch[150, 3, 3] = np.nan
+    with pytest.raises(InvalidCropError, match=r"^crop 150: crop contains NaN"):
+        es.predict_batch(list(batch) if form == "list" else batch)
+
+
+def test_threads_are_bounded_by_the_machine(tiny_bundle: Path) -> None:
+    """#16: threads=100000 segfaulted LiteRT and hung onnxruntime; it is now refused up front."""
+    code = (
+        "import eyesdk\n"
+        f"for backend in {eyesdk.available_backends()!r}:\n"
+        "    try:\n"
+        f"        eyesdk.EyeState(model={str(tiny_bundle)!r}, backend=backend, threads=100000)\n"
+        "    except ValueError as exc:\n"
+        "        print(backend, exc)\n"
+    )
+    out = run_isolated(code, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(eyesdk.available_backends())
+    assert all(re.search(r"threads must be an int in 1\.\.\d+ \(this machine has \d+ CPUs\), got 100000", line)
+               for line in lines), lines
+
+
+def test_a_float_pil_image_is_a_float_crop(es: eyesdk.EyeState) -> None:
+    """Also: a PIL mode-F image in [0, 1] was converted to RGB, truncating every value to 0 or 1."""
+    Image = pytest.importorskip("PIL.Image")
+    crop = crops(1)[0]
+    floats = crop.astype(np.float32) / 255.0
+    assert es.predict(Image.fromarray(floats, "F")).logit == pytest.approx(es.predict(floats).logit, abs=1e-6)
+    with pytest.raises(InvalidCropError, match=r"float crop has values in \[.*\]; float crops must lie in \[0, 1\]"):
+        es.predict(Image.fromarray(floats * 255.0, "F"))

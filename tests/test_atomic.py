@@ -27,3 +27,15 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path) -> None:
         atomic_write(path, explode)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_the_umask_is_respected(tmp_path) -> None:
+    """Also: atomic_write forced 0644 even under umask 077; it now creates files as open() would."""
+    import os
+
+    old = os.umask(0o077)
+    try:
+        private = atomic_write_text(tmp_path / "private.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
-from runtime_helpers import copy_bundle, edit_manifest, read_manifest, write_manifest
+from runtime_helpers import copy_bundle, edit_manifest, read_manifest, rehash, run_isolated, write_manifest
 
 import eyesdk
 from eyesdk import backends, bundle
@@ -260,3 +261,187 @@ def test_missing_default_bundle_says_so(monkeypatch: pytest.MonkeyPatch, tmp_pat
         bundle.load_default_bundle()
     with pytest.raises(FileNotFoundError, match="embedded default model bundle is missing"):
         eyesdk.EyeState()
+
+
+# -- regressions of the adversarial pass (issue 14) ---------------------------------------------------------------
+
+
+def test_an_artifact_swapped_after_verification_is_never_loaded(damaged: Path) -> None:
+    """#1: a Bundle verified earlier must not vouch for files that changed since: the backend gets verified bytes."""
+    verified = load_bundle(damaged)
+    path = damaged / "eyestate_fp32.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_fp32\.onnx' changed after the bundle was verified"):
+        eyesdk.EyeState(model=verified, backend="onnxruntime", precision="fp32")
+
+
+def test_backends_load_the_bytes_that_were_hashed(damaged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """#1: swapping a file between its hash and the backend's load (the race) cannot change what is loaded."""
+    from synthetic import synthetic_eye
+
+    crop = synthetic_eye(True, (40, 60))
+    expected = eyesdk.EyeState(model=damaged, backend="onnxruntime", precision="fp32").predict(crop).logit
+    real = backends.load_backend
+
+    def swapping(name: str):
+        module = real(name)
+
+        class Swapped:
+            @staticmethod
+            def load(source, threads):
+                target = damaged / "eyestate_fp32.onnx"
+                target.write_bytes(b"\0" * target.stat().st_size)  # the attacker wins the race
+                return module.load(source, threads)
+
+        return Swapped
+
+    monkeypatch.setattr(backends, "load_backend", swapping)
+    es = eyesdk.EyeState(model=damaged, backend="onnxruntime", precision="fp32")
+    assert es.predict(crop).logit == expected
+
+
+def _with_external_data(damaged: Path, location: str) -> None:
+    onnx = pytest.importorskip("onnx")
+    path = damaged / "eyestate_fp32.onnx"
+    model = onnx.load(str(path))
+    tensor = next(t for t in model.graph.initializer if t.raw_data)
+    (damaged.parent / "x.data").write_bytes(tensor.raw_data)
+    length = len(tensor.raw_data)
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    path.write_bytes(model.SerializeToString())
+    rehash(damaged, "eyestate_fp32.onnx")
+
+
+@pytest.mark.parametrize("location", ["../x.data", "../../x.data", "/etc/passwd", "probe.npy"])
+def test_onnx_external_data_is_refused(damaged: Path, location: str) -> None:
+    """#3: an ONNX tensor that names a file (external data, even inside the bundle) is refused at verification."""
+    _with_external_data(damaged, location)
+    with pytest.raises(ModelIntegrityError, match=r"eyestate_fp32\.onnx.*external data"):
+        load_bundle(damaged)
+
+
+def test_a_fifo_manifest_is_refused_without_hanging(damaged: Path) -> None:
+    """#4: opening a FIFO for reading blocks until a writer comes: it must be refused, not waited on."""
+    (damaged / "manifest.json").unlink()
+    os.mkfifo(damaged / "manifest.json")
+    code = (
+        "from eyesdk.bundle import load_bundle\nfrom eyesdk.errors import ModelIntegrityError\n"
+        f"try:\n    load_bundle({str(damaged)!r})\nexcept ModelIntegrityError as e:\n    print(e)\n"
+    )
+    out = run_isolated(code, timeout=30)
+    assert "manifest.json is not a regular file" in out.stdout, out.stderr
+
+
+def test_a_huge_manifest_is_refused(damaged: Path) -> None:
+    """Also: no size cap on the manifest (a 300 MB one loaded); now capped at 4 MiB."""
+    text = (damaged / "manifest.json").read_text()
+    (damaged / "manifest.json").write_text(text + " " * (4 << 20))
+    with pytest.raises(ModelIntegrityError, match=r"manifest\.json is over the limit of 4194304 bytes"):
+        load_bundle(damaged)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (lambda text: text.encode("utf-16"), "not UTF-8"),
+        (lambda text: text.encode("utf-16-le"), "not UTF-8"),
+        (lambda text: b"\xef\xbb\xbf" + text.encode(), "byte-order mark"),
+        (lambda text: ("[" * 100_000 + "]" * 100_000).encode(), "nested too deeply"),
+        (lambda text: text.replace('"threshold": 0.5', '"threshold": ' + "9" * 5000).encode(), "not valid JSON"),
+        (lambda text: text.replace('"threshold": 0.5', '"threshold": 0.9, "threshold": 0.5').encode(),
+         "key 'threshold' twice"),
+    ],
+    ids=["utf16-bom", "utf16-le", "utf8-bom", "deep", "huge-int", "duplicate-key"],
+)
+def test_malformed_manifest_json_is_refused(damaged: Path, raw, message: str) -> None:
+    """#5 and Also: deep nesting (RecursionError), 5000-digit ints (ValueError), UTF-16, BOM, duplicate keys."""
+    text = json.dumps(read_manifest(damaged), indent=1).replace('"threshold": 0.5', '"threshold": 0.5')
+    assert '"threshold": 0.5' in text
+    (damaged / "manifest.json").write_bytes(raw(text))
+    with pytest.raises(ModelIntegrityError, match=message):
+        load_bundle(damaged)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("format", ["onnx"], r"artifacts\[0\]\.format \['onnx'\] is unknown"),
+        ("precision", {"fp32": 1}, r"artifacts\[0\]\.precision \{'fp32': 1\} is unknown"),
+        ("tolerance", float("nan"), r"artifacts\[0\]\.tolerance must be a finite number >= 0"),
+        ("tolerance", "0.1", r"artifacts\[0\]\.tolerance must be a finite number >= 0"),
+        ("reference_logits", [1.0, "x"], r"artifacts\[0\]\.reference_logits must be a list of finite numbers"),
+        ("file", ["eyestate_fp32.onnx"], r"artifacts\[0\]\.file: path \['eyestate_fp32\.onnx'\] must be"),
+    ],
+)
+def test_manifest_values_of_the_wrong_type_are_refused(damaged: Path, field: str, value: object, message: str) -> None:
+    """#5, #6: a list as format (TypeError: unhashable), a NaN tolerance (parity check silently off)."""
+    manifest = read_manifest(damaged)
+    manifest["artifacts"][0][field] = value
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=message):
+        load_bundle(damaged)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("std_floor", 0, "std_floor must be a finite number > 0"),
+        ("std_floor", -1, "std_floor must be a finite number > 0"),
+        ("std_floor", float("nan"), "std_floor must be a finite number > 0"),
+        ("std_floor", "0.02", "std_floor must be a finite number > 0"),
+        ("std_floor", True, "std_floor must be a finite number > 0"),
+        ("size", 24.0, "size must be an int in 8..512"),
+        ("size", 0, "size must be an int in 8..512"),
+        ("size", 100_000, "size must be an int in 8..512"),
+    ],
+)
+def test_invalid_preprocessing_contract_is_refused(damaged: Path, field: str, value: object, message: str) -> None:
+    """#6: std_floor 0 / -1 / NaN / "0.02" and size 24.0 loaded, then failed in predict or gave NaN answers."""
+    contract = read_manifest(damaged)["preprocess"]
+    edit_manifest(damaged, preprocess={**contract, field: value})
+    with pytest.raises(ModelIntegrityError, match=f"manifest key 'preprocess': {message}"):
+        load_bundle(damaged)
+
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode("latin1")
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda probe: _npz(probe), "not a .npy array"),
+        (lambda probe: _npy_header((10**11, 1, 32, 32)) + b"\0" * 64, r"declares \(100000000000, 1, 32, 32\)"),
+        (lambda probe: _npy_header((2, 1, 32, 32)) + b"\0" * 64, r"declares \(2, 1, 32, 32\)"),
+        (lambda probe: b"\x93NUMPY\x01\x00\xff\xff{", "not a .npy array"),
+        (lambda probe: b"", "not a .npy array"),
+    ],
+    ids=["npz", "1e11-rows", "short", "bad-header", "empty"],
+)
+def test_a_malformed_probe_is_an_integrity_error(damaged: Path, content, message: str) -> None:
+    """#17: an .npz named probe.npy (AttributeError) or a header declaring 1e11 rows (MemoryError)."""
+    import numpy as np
+
+    probe = np.load(damaged / "probe.npy")
+    (damaged / "probe.npy").write_bytes(content(probe))
+    rehash(damaged, "probe.npy")
+    with pytest.raises(ModelIntegrityError, match=rf"probe file 'probe\.npy'.*{message}"):
+        load_bundle(damaged).probe()
+
+
+def _npz(probe) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, probe=probe)
+    return buffer.getvalue()

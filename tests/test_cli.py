@@ -116,3 +116,36 @@ def test_version() -> None:
     import eyesdk
 
     assert invoke("--version").output.strip() == f"eyesdk {eyesdk.__version__}"
+
+
+# -- regressions of the adversarial pass (issue 14) ---------------------------------------------------------------
+
+
+def test_a_directory_among_the_images_is_one_error_line(tiny_bundle: Path, images: list[Path], tmp_path: Path) -> None:
+    """#15: `eyesdk predict a.png DIR b.png` was a usage error with no results at all."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    result = invoke("predict", images[0], folder, images[1], "--model", tiny_bundle)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 3
+    assert lines[0].split("\t")[0] == str(images[0]) and lines[2].split("\t")[0] == str(images[1])
+    assert lines[1].startswith(f"{folder}\terror\tIsADirectoryError")
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_result_line(tiny_bundle: Path, images: list[Path],
+                                                              tmp_path: Path) -> None:
+    """Also: a file named 'x\\nfake.png\\topen\\t0.9999' printed a second, forged result line in text mode."""
+    forged = tmp_path / "x\nfake.png\topen\t0.9999"
+    forged.write_bytes(images[1].read_bytes())
+    missing = tmp_path / "y\nmissing.png\tclosed\t0.0001"
+    result = invoke("predict", forged, missing, "--model", tiny_bundle)
+    lines = result.output.splitlines()
+    assert len(lines) == 2, lines
+    name, label, prob = lines[0].split("\t")
+    assert name == repr(str(forged)) and label in ("open", "closed") and 0.0 <= float(prob) <= 1.0
+    name, status, error = lines[1].split("\t")
+    assert name == repr(str(missing)) and status == "error" and error.startswith("FileNotFoundError")
+    records = [json.loads(line) for line in invoke("predict", forged, "--model", tiny_bundle, "--json").output
+               .splitlines()]
+    assert [r["image"] for r in records] == [str(forged)]

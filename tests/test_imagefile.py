@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -144,3 +146,157 @@ def test_missing_pillow_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(BackendUnavailableError, match=r'pip install "eyesdk\[cli\]"'):
         read_image(tmp_path / "a.png")
+
+
+# -- regressions of the adversarial pass (issue 14) ---------------------------------------------------------------
+
+
+def _jpeg(array: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def _scan_start(data: bytes) -> int:
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+@pytest.mark.parametrize("keep", [0.0, 1 / 3, 0.9])
+def test_truncated_jpeg_that_ends_in_eoi_is_refused(tmp_path: Path, keep: float) -> None:
+    """#7: a JPEG cut short and closed with an EOI marker decoded padded with grey and was classified."""
+    data = _jpeg(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8), quality=90)
+    start = _scan_start(data)
+    cut = start + int((len(data) - 2 - start) * keep)
+    (tmp_path / "cut.jpg").write_bytes(data[:cut] + b"\xff\xd9")
+    with pytest.raises(InvalidCropError, match=r"cut\.jpg: truncated or corrupt image data"):
+        read_image(tmp_path / "cut.jpg")
+
+
+def test_progressive_jpeg_missing_its_later_scans_is_refused(tmp_path: Path) -> None:
+    """#7: the same for a progressive JPEG cut at a scan boundary: the image is all there, at a fraction of its
+    detail, so a prediction would be made on a blurred eye."""
+    rgb = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    data = _jpeg(rgb, quality=90, progressive=True)
+    scans = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    assert len(scans) > 3
+    (tmp_path / "cut.jpg").write_bytes(data[: scans[2]] + b"\xff\xd9")
+    with pytest.raises(InvalidCropError, match=r"cut\.jpg: truncated or corrupt image data.*scan"):
+        read_image(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"progressive": True}, {"subsampling": 0}, {"restart_marker_blocks": 1}],
+    ids=["baseline", "progressive", "444", "restarts"],
+)
+def test_whole_jpegs_still_decode(tmp_path: Path, options: dict) -> None:
+    rgb = np.random.default_rng(2).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    data = _jpeg(rgb, quality=85, **options)
+    (tmp_path / "a.jpg").write_bytes(data)
+    (tmp_path / "tail.jpg").write_bytes(data + b"camera trailer after the EOI")
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_array_equal(read_image(tmp_path / "a.jpg"), expected)
+    np.testing.assert_array_equal(read_image(tmp_path / "tail.jpg"), expected)
+
+
+def _tiff_exif(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A big-endian TIFF header + IFD0 with (tag, type, count, 4-byte value) entries, as EXIF carries it."""
+    body = b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">H", len(entries))
+    for tag, kind, count, value in entries:
+        body += struct.pack(">HHI", tag, kind, count) + value.ljust(4, b"\0")
+    return body + struct.pack(">I", 0)
+
+
+ORIENTATION_6 = (0x0112, 3, 1, struct.pack(">H", 6))
+
+
+def test_malformed_exif_neither_raises_nor_warns(tmp_path: Path) -> None:
+    """#8: an EXIF block whose 'Artist' tag has a RATIONAL type made exif_transpose raise AttributeError (and
+    other mutations raised UserWarning, an exception under -W error). The pixels are intact: the image decodes,
+    oriented by the one tag eyesdk reads."""
+    eye = np.zeros((20, 28), np.uint8)
+    eye[:, :5] = 255
+    exif = _tiff_exif([ORIENTATION_6, (0x013B, 5, 1, struct.pack(">I", 0x40))])
+    (tmp_path / "bad.jpg").write_bytes(_jpeg(eye, exif=b"Exif\0\0" + exif, quality=95))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = read_image(tmp_path / "bad.jpg")
+    assert out.shape == (28, 20)  # rotated by orientation 6, as OpenCV's imread does
+
+
+@pytest.mark.parametrize(
+    "exif",
+    [
+        b"Exif\0\0MM\x00\x2a\xff\xff\xff\xff",  # IFD offset beyond the block
+        b"Exif\0\0II\x2a\x00\x08\x00\x00\x00\xff\xff",  # 65535 entries declared, none there
+        b"Exif\0\0XX\x00\x2a\x00\x00\x00\x08",  # no byte order
+        b"Exif\0\0" + _tiff_exif([(0x0112, 3, 1, struct.pack(">H", 77))]),  # orientation out of range
+        b"Exif\0\0" + _tiff_exif([(0x0112, 2, 4, b"six\0")]),  # orientation as a string
+    ],
+    ids=["offset", "count", "order", "range", "type"],
+)
+def test_unreadable_orientation_means_none(tmp_path: Path, exif: bytes) -> None:
+    eye = synthetic_eye(True, (20, 28), np.random.default_rng(3))
+    (tmp_path / "plain.jpg").write_bytes(_jpeg(eye, quality=95))
+    (tmp_path / "odd.jpg").write_bytes(_jpeg(eye, quality=95, exif=exif))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_image(tmp_path / "odd.jpg"), read_image(tmp_path / "plain.jpg"))
+
+
+def test_mpo_files_are_rotated_like_jpegs(tmp_path: Path) -> None:
+    """#8: a phone's multi-picture JPEG (MPO) skipped the EXIF rotation the same image as a plain JPEG got."""
+    eye = np.zeros((20, 28), np.uint8)
+    eye[:, :5] = 255
+    exif = b"Exif\0\0" + _tiff_exif([ORIENTATION_6])
+    Image.fromarray(eye).save(tmp_path / "a.jpg", "JPEG", exif=exif, quality=95)
+    Image.fromarray(eye).save(tmp_path / "a.mpo", "MPO", save_all=True, append_images=[Image.fromarray(eye)],
+                              exif=exif, quality=95)
+    assert Image.open(tmp_path / "a.mpo").format == "MPO"
+    np.testing.assert_array_equal(read_image(tmp_path / "a.mpo"), read_image(tmp_path / "a.jpg"))
+    assert read_image(tmp_path / "a.mpo").shape == (28, 20)
+
+
+def test_files_larger_than_a_crop_are_refused_before_decoding(tmp_path: Path) -> None:
+    """#2: a small file declaring 7000 x 7000 (or a JPEG whose frame header was patched to 3000 x 3000) was decoded
+    in full (~1 GB) and classified. A crop is never that large: refused from the header, before decoding."""
+    big = _png_header_only(tmp_path / "big.png", 7000, 7000)
+    with pytest.raises(InvalidCropError, match=r"big\.png: 7000x7000 = 49000000 pixels is over the limit of 4194304"):
+        read_image(big)
+    data = bytearray(_jpeg(np.zeros((8, 8), np.uint8)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 3000, 3000)
+    (tmp_path / "patched.jpg").write_bytes(bytes(data))
+    with pytest.raises(InvalidCropError, match=r"patched\.jpg: 3000x3000 = 9000000 pixels is over the limit"):
+        read_image(tmp_path / "patched.jpg")
+    assert imagefile.MAX_PIXELS == 2048 * 2048
+
+
+@pytest.mark.parametrize("kind", ["rgb", "grey16", "rgba"])
+def test_the_largest_accepted_file_stays_within_its_memory_bound(tmp_path: Path, kind: str) -> None:
+    """#2: memory while reading and preprocessing a file stays within 16 MiB + 24 x (4 x file size + 1 MiB),
+    whatever its mode: a 16-bit PNG went through float64 (1.2 GiB for a 95 KB file) and RGB crops through a
+    float32 copy of every channel."""
+    import tracemalloc
+
+    from eyesdk.preprocess import preprocess_grey, to_grey
+
+    side = 2048
+    if kind == "grey16":
+        pixels = np.tile(np.arange(side, dtype=np.uint16) * 31, (side, 1))
+    else:
+        pixels = np.zeros((side, side, 3 if kind == "rgb" else 4), np.uint8)
+        pixels[::7, :, 0] = 255
+    path = tmp_path / "large.png"
+    Image.fromarray(pixels).save(path, compress_level=1)
+    del pixels
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        x = preprocess_grey(to_grey(read_image(path), "rgb"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.shape == (32, 32)
+    bound = (16 << 20) + 24 * (4 * size + (1 << 20))
+    assert peak <= bound, f"{peak / 2**20:.1f} MiB for a {size}-byte file (bound {bound / 2**20:.1f} MiB)"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
 import pytest
-from runtime_helpers import copy_bundle, drop_artifacts
+from runtime_helpers import copy_bundle, drop_artifacts, run_isolated
 
 import eyesdk
 from eyesdk import backends, selection, tune
@@ -239,3 +240,78 @@ def test_parse_cpuinfo_x86_and_arm() -> None:
     assert parse_cpuinfo(pi) == ("Raspberry Pi 4", ("asimd", "crc32", "fp"))
     bare = "processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: 0xd03\n"
     assert parse_cpuinfo(bare)[0] == "arm implementer 0x41 part 0xd03"
+
+
+# -- regressions of the adversarial pass (issue 14) ---------------------------------------------------------------
+
+
+def _valid_cache_text(bundle: Bundle) -> str:
+    device = probe()
+    result = tune.TuneResult("onnxruntime", "fp32", {"onnxruntime fp32": 1.0}, threads=1,
+                             fingerprint=device.fingerprint, bundle_sha256=bundle.sha256)
+    return json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (lambda text: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (lambda text: text.replace('"threads": 1', '"threads": ' + "1" * 5000), "not valid JSON"),
+        (lambda text: text[:-1] + ', "backend": "tflite"}', "key 'backend' twice"),
+        (lambda text: "\ufeff" + text, "byte-order mark"),
+        (lambda text: text + " " * (64 << 10), "over the limit of 65536 bytes"),
+    ],
+    ids=["deep", "huge-int", "duplicate-key", "bom", "huge"],
+)
+def test_malformed_cache_is_never_fatal(
+    cache: Path, bundle: Bundle, content, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#5: deeply nested JSON (RecursionError) or a 5000-digit int (ValueError) in the cache made EyeState() fail."""
+    path = tune.cache_path(bundle)
+    path.parent.mkdir(parents=True)
+    path.write_text(content(_valid_cache_text(bundle)), encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="eyesdk"):
+        assert tune.read_cache(bundle) is None
+        eyesdk.EyeState(model=bundle.path)
+    assert any(reason in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_cache_that_is_a_fifo_or_a_device_is_ignored_without_blocking(cache: Path, bundle: Bundle) -> None:
+    """#4: a FIFO at the cache path made every default EyeState() hang; a symlink to /dev/zero read until
+    MemoryError. Both now cost a log line (run in a child process under a 1 GiB address-space limit)."""
+    path = tune.cache_path(bundle)
+    path.parent.mkdir(parents=True)
+    code = (
+        "import logging, sys\nlogging.basicConfig(stream=sys.stdout, level=logging.WARNING)\n"
+        f"from eyesdk import tune\nfrom eyesdk.bundle import load_bundle\n"
+        f"print('result', tune.read_cache(load_bundle({str(bundle.path)!r})))\n"
+    )
+    env_code = f"import os\nos.environ['EYESDK_CACHE_DIR'] = {str(cache)!r}\n" + code
+    os.mkfifo(path)
+    out = run_isolated(env_code, timeout=30)
+    assert "result None" in out.stdout and "not a regular file" in out.stdout, out.stdout + out.stderr
+    path.unlink()
+    os.symlink("/dev/zero", path)
+    out = run_isolated(env_code, timeout=30, memory_bytes=3 << 30)
+    assert "result None" in out.stdout and "not a regular file" in out.stdout, out.stdout + out.stderr
+
+
+def test_no_home_directory_means_no_cache(monkeypatch: pytest.MonkeyPatch, bundle: Bundle,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """#11: HOME unset with a uid not in passwd (containers) made EyeState() raise 'Could not determine home'."""
+    import pwd
+
+    def no_such_user(uid: int):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for var in ("EYESDK_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_such_user)
+    with caplog.at_level(logging.INFO, logger="eyesdk"):
+        assert tune.cache_dir() is None
+        es = eyesdk.EyeState(model=bundle.path)
+    assert es.backend in eyesdk.available_backends()
+    assert any("no tuning cache" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("EYESDK_CACHE_DIR", "~nosuchuser/eyesdk")
+    assert tune.cache_dir() is None
+    eyesdk.EyeState(model=bundle.path)

@@ -288,3 +288,60 @@ def test_autotune_survives_a_cache_it_cannot_write(
         es = eyesdk.EyeState(model=tiny_bundle, autotune=True)
     assert (es.backend, es.precision) == ("onnxruntime", "fp16")
     assert any("could not cache the tuning result" in r.getMessage() for r in caplog.records)
+
+
+# -- fork (issue 14 #10) ---------------------------------------------------------------------------------------------
+
+_FORK_DRIVER = """
+import os, signal, sys, threading, time
+import numpy as np
+import eyesdk
+
+backend, threads, forks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+es = eyesdk.EyeState(model=sys.argv[4], backend=backend, precision="fp32", threads=threads)
+crop = np.random.default_rng(0).integers(0, 256, (40, 60), dtype=np.uint8)
+expected = es.predict(crop).logit
+stop = False
+
+def busy():
+    while not stop:
+        es.predict(crop)
+
+worker = threading.Thread(target=busy, daemon=True)
+worker.start()
+outcomes = []
+for _ in range(forks):
+    time.sleep(0.003)
+    pid = os.fork()
+    if pid == 0:  # the child: another thread was (often) inside the runtime when it was forked
+        signal.alarm(10)
+        try:
+            ok = es.predict(crop).logit == expected and len(es.predict_batch([crop] * 3)) == 3
+            os._exit(0 if ok else 3)
+        except BaseException as exc:
+            print("child:", type(exc).__name__, exc, flush=True)
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    outcomes.append("hung" if os.WIFSIGNALED(status) else {0: "ok", 3: "wrong"}.get(os.WEXITSTATUS(status), "error"))
+stop = True
+worker.join()
+print("outcomes", " ".join(outcomes))
+assert es.predict(crop).logit == expected  # the parent is unharmed
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", [f.backend for f in FORMATS.values()])
+def test_forked_children_can_predict(tiny_bundle: Path, tmp_path: Path, backend: str, threads: int) -> None:
+    """A process forked while another thread is inside ``predict`` (gunicorn --preload, multiprocessing 'fork')
+    inherited a runtime whose lock was held: the child hung (LiteRT 8 of 16 forks, OpenVINO 3 of 20). Children now
+    get runners re-created from the verified bytes on their first call, and fork waits for calls in flight."""
+    if backend not in eyesdk.available_backends():
+        pytest.skip(f"{backend} is not installed here")
+    script = tmp_path / "fork_driver.py"
+    script.write_text(_FORK_DRIVER)
+    out = subprocess.run([sys.executable, str(script), backend, str(threads), "12", str(tiny_bundle)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    outcomes = next(line for line in out.stdout.splitlines() if line.startswith("outcomes")).split()[1:]
+    assert outcomes == ["ok"] * 12, out.stdout
