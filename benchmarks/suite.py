@@ -190,7 +190,7 @@ def _load(entry: Planned, bundle: Bundle, crop: np.ndarray, probe: np.ndarray | 
         import_ms[entry.backend] = latency.import_runtime(entry.backend)
     result["backend_import_ms"] = import_ms[entry.backend]
     try:
-        entry.runner = backends.load_backend(entry.backend).load(bundle.file(entry.artifact["file"]), entry.threads)
+        entry.runner = backends.load_backend(entry.backend).load(bundle.artifact_files(entry.artifact), entry.threads)
         result["parity"] = parity.probe_parity(entry.runner.run, entry.artifact, probe)
     except Exception as exc:  # a runtime that cannot load the file is a result to report, not a crash
         result["error"] = f"failed to load {entry.artifact['file']}: {type(exc).__name__}: {exc}"
@@ -271,7 +271,7 @@ def _reference_runner(bundle: Bundle, backend: str, precision: str) -> Any:
     if artifact is None or not backends.is_available(backend):
         return None
     try:
-        return backends.load_backend(backend).load(bundle.file(artifact["file"]), 1)
+        return backends.load_backend(backend).load(bundle.artifact_files(artifact), 1)
     except Exception as exc:  # the reference is optional: without it the next fp32 artifact is tried
         logger.warning("eyesdk-bench: drift reference %s fp32 cannot load (%s: %s); trying the next fp32 artifact",
                        backend, type(exc).__name__, exc)

@@ -9,22 +9,26 @@ thread-safe), no branches beyond the input type check.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import selection, tune
+from .backends.base import check_threads
 from .bundle import Bundle, load_bundle, load_default_bundle
 from .errors import BackendRuntimeError, InvalidCropError
-from .preprocess import ACCEPTED, MAX_SIDE, MIN_SIDE, preprocess_grey, to_grey
+from .preprocess import check_sides, preprocess_grey, to_grey
 
 Crop = Any  # np.ndarray | str | os.PathLike | PIL.Image.Image (PIL is never imported here)
+# Crops preprocessed (and run) together in predict_batch, whether they come as a list or a stack: memory stays a
+# chunk's worth however long the batch (one 64 x 90 x 90 float copy is ~2 MB).
 _PREPROCESS_CHUNK = 64
-_MAX_CHUNK = 1024  # crops per backend call in predict_batch: bounds memory, amortises the per-call overhead
+_MAX_CHUNK = 1024  # crops per backend call in logits(): bounds memory, amortises the per-call overhead
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +48,6 @@ def _sigmoid(t: float) -> float:
     return e / (1.0 + e)
 
 
-def _pil_pixels(image: Any) -> np.ndarray:
-    """A PIL image -> uint8 grey or RGB with the same mode handling as files (16-bit scaled, alpha dropped).
-
-    A PIL image decodes lazily, so a truncated file behind it, a closed image or a mode Pillow cannot convert fails
-    only here: that is the caller's bad crop (InvalidCropError), as the same file passed by path would be. Sides are
-    checked before decoding, so an oversized image is refused without being decoded.
-    """
-    from .imagefile import _DECODE_ERRORS, _to_array
-
-    width, height = image.size
-    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
-        raise InvalidCropError(f"crop is {height}x{width} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
-    try:
-        return _to_array(image)
-    except _DECODE_ERRORS as exc:
-        raise InvalidCropError(f"cannot read the PIL image ({type(exc).__name__}: {exc})") from exc
-
-
 class EyeState:
     """Eye open/closed classifier on the best backend for this device.
 
@@ -70,7 +56,7 @@ class EyeState:
         backend: "auto", "onnxruntime", "openvino" or "tflite". Explicit and not installed raises
             BackendUnavailableError; "auto" walks the device's candidate order (a cached ``eyesdk tune`` winner first).
         precision: "auto", "fp32", "fp16" or "int8".
-        threads: runtime threads; 1 is fastest for batch-1 calls of a net this small.
+        threads: runtime threads, 1..the machine's CPUs; 1 is fastest for batch-1 calls of a net this small.
         color: channel order of 3/4-channel numpy crops, "bgr" (OpenCV) or "rgb". PIL images and files are RGB.
         autotune: time the candidates on this device first when no cached tuning exists (then cache it).
     """
@@ -86,8 +72,7 @@ class EyeState:
     ) -> None:
         if color not in ("bgr", "rgb"):
             raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        check_threads(threads)
         selection.check_choice(backend, precision)
         if isinstance(model, Bundle):
             bundle = model
@@ -109,7 +94,7 @@ class EyeState:
         self.threshold: float = bundle.threshold
         self.threads: int = threads
         self.color: str = color
-        self.rejected: list[tuple[selection.Candidate, str]] = chosen.rejected
+        self.rejected: list[tuple[selection.Candidate, selection.Rejection]] = chosen.rejected
         self._runner = chosen.runner
         self._run = chosen.runner.run
         self._contract = bundle.contract
@@ -127,8 +112,7 @@ class EyeState:
 
     def predict(self, crop: Crop) -> EyePrediction:
         """Classify one eye crop (see ``eyesdk.preprocess.ACCEPTED`` for the accepted forms)."""
-        grey = to_grey(crop, self.color) if type(crop) is np.ndarray else self._grey(crop)
-        x = preprocess_grey(grey, self._contract)
+        x = preprocess_grey(to_grey(crop, self.color), self._contract)
         try:  # free unless it raises (Python 3.11+ zero-cost try)
             z = float(self._run(x.reshape(1, 1, self._size, self._size))[0])
         except Exception as exc:
@@ -149,70 +133,40 @@ class EyeState:
         is_open = p >= self.threshold
         return EyePrediction(is_open, p, self._labels[is_open], z)
 
-    # -- other input forms --------------------------------------------------------------------------------------
+    # -- batches ----------------------------------------------------------------------------------------------
 
-    def _grey(self, crop: Crop) -> np.ndarray:
-        """Any accepted non-plain-ndarray crop -> float32 grey (H, W) via the one preprocessing path."""
-        if isinstance(crop, np.ndarray):  # ndarray subclasses (memmap, ...)
-            return to_grey(np.asarray(crop), self.color)
-        if type(crop).__module__.startswith("PIL."):  # checked by name: PIL is never imported just to test this
-            return to_grey(_pil_pixels(crop), "rgb")
-        if isinstance(crop, (str, os.PathLike)):
-            from .imagefile import read_image
+    def predict_batch(self, crops: Sequence[Crop] | np.ndarray) -> list[EyePrediction]:
+        """Classify many crops: a list (or any iterable) of accepted crops, or an N x H x W (x C) array stack.
 
-            return to_grey(read_image(crop), "rgb")
-        raise InvalidCropError(f"cannot classify a {type(crop).__name__}; accepted: {ACCEPTED}")
+        Both are taken ``_PREPROCESS_CHUNK`` crops at a time, so memory does not grow with the batch; an error names
+        the crop's own index in the batch.
+        """
+        results: list[EyePrediction] = []
+        for start, chunk in _chunks(crops):
+            x = self._preprocess_chunk(chunk, start)
+            if x.shape[0]:
+                z = self.logits(x.reshape(x.shape[0], 1, self._size, self._size))
+                results.extend(self._prediction(v) for v in z.tolist())
+        return results
 
-    def _preprocess_many(self, crops: Any) -> np.ndarray:
-        """Crops -> (N, size, size) float32; one vectorized preprocess call when they share a shape."""
-        if isinstance(crops, np.ndarray):
-            return self._preprocess_stack(crops)
-        if isinstance(crops, (str, bytes)) or not isinstance(crops, Iterable):
-            raise InvalidCropError(
-                f"predict_batch takes a list of crops or an N x H x W array, got {type(crops).__name__}"
-            )
+    def _preprocess_chunk(self, chunk: list[Crop] | np.ndarray, start: int) -> np.ndarray:
+        """Up to _PREPROCESS_CHUNK crops -> (n, size, size) float32; one vectorized call when they share a shape."""
+        if isinstance(chunk, np.ndarray) and chunk.ndim == 3 and chunk.dtype == np.uint8:
+            n, h, w = chunk.shape  # a uint8 stack: checked once, preprocessed in one call
+            check_sides(h, w, "crops are")
+            return preprocess_grey(chunk, self._contract)
         greys = []
-        for i, crop in enumerate(crops):
+        for i, crop in enumerate(chunk):  # per crop: floats need to_grey's range checks, colour its channel order
             try:
-                greys.append(to_grey(crop, self.color) if type(crop) is np.ndarray else self._grey(crop))
+                greys.append(to_grey(crop, self.color))
             except InvalidCropError as exc:
-                raise InvalidCropError(f"crop {i}: {exc}") from exc
-        size = self._size
+                raise InvalidCropError(f"crop {start + i}: {exc}") from exc
         if not greys:
-            return np.empty((0, size, size), dtype=np.float32)
+            return np.empty((0, self._size, self._size), dtype=np.float32)
         shape = greys[0].shape
         if all(g.shape == shape for g in greys):
             return preprocess_grey(np.stack(greys), self._contract)
         return np.stack([preprocess_grey(g, self._contract) for g in greys])
-
-    def _preprocess_stack(self, stack: np.ndarray) -> np.ndarray:
-        if stack.ndim == 4:  # N x H x W x C: per-crop channel handling, then one resize
-            return self._preprocess_many(list(stack))
-        if stack.ndim != 3:
-            raise InvalidCropError(
-                f"predict_batch array has shape {stack.shape}; accepted: N x H x W or N x H x W x C (a stack of "
-                "crops), or a list of crops; for a single crop use predict()"
-            )
-        n, h, w = stack.shape
-        if n == 0:  # no pixels: nothing to resize (a resize matrix for 0 x 8 x 2**26 crops alone would be 8 GiB)
-            return np.empty((0, self._size, self._size), dtype=np.float32)
-        if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-            raise InvalidCropError(f"crops are {h}x{w} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
-        if stack.dtype != np.uint8:  # floats need to_grey's range and finiteness checks
-            return self._preprocess_many(list(stack))
-        return preprocess_grey(stack, self._contract)
-
-    def predict_batch(self, crops: Sequence[Crop] | np.ndarray) -> list[EyePrediction]:
-        """Classify many crops: a list of any accepted crops, or an N x H x W (x C) array stack."""
-        if isinstance(crops, np.ndarray) and crops.ndim >= 3 and len(crops) > _PREPROCESS_CHUNK:
-            # Stacks are preprocessed a cache-sized slice at a time: one 256 x 90 x 90 float copy is ~8 MB.
-            return [p for i in range(0, len(crops), _PREPROCESS_CHUNK)
-                    for p in self.predict_batch(crops[i : i + _PREPROCESS_CHUNK])]
-        x = self._preprocess_many(crops)
-        if x.shape[0] == 0:
-            return []
-        z = self.logits(x.reshape(x.shape[0], 1, self._size, self._size))
-        return [self._prediction(v) for v in z.tolist()]
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits (N,) float32 of an already preprocessed (N, 1, S, S) float32 batch (benchmarks, parity)."""
@@ -234,3 +188,26 @@ class EyeState:
             return np.concatenate([self._run(batch[i : i + _MAX_CHUNK]) for i in range(0, n, _MAX_CHUNK)])
         except Exception as exc:
             raise self._runtime_error(exc) from exc
+
+
+def _chunks(crops: Any) -> Iterator[tuple[int, list[Crop] | np.ndarray]]:
+    """(index of the first crop, up to _PREPROCESS_CHUNK crops) of a stack or an iterable of crops."""
+    if isinstance(crops, np.ndarray):
+        if crops.ndim not in (3, 4):
+            raise InvalidCropError(
+                f"predict_batch array has shape {crops.shape}; accepted: N x H x W or N x H x W x C (a stack of "
+                "crops), or a list of crops; for a single crop use predict()"
+            )
+        # A stack with no crops has no pixels: nothing to check or resize (a resize matrix for 0 x 8 x 2**26 crops
+        # alone would be 8 GiB).
+        for start in range(0, len(crops), _PREPROCESS_CHUNK):
+            yield start, crops[start : start + _PREPROCESS_CHUNK]
+        return
+    if isinstance(crops, (str, bytes)) or not isinstance(crops, Iterable):
+        raise InvalidCropError(f"predict_batch takes a list of crops or an N x H x W array, got {type(crops).__name__}")
+    iterator = iter(crops)
+    for start in itertools.count(0, _PREPROCESS_CHUNK):
+        chunk = list(itertools.islice(iterator, _PREPROCESS_CHUNK))
+        if not chunk:
+            return
+        yield start, chunk

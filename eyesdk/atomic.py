@@ -7,19 +7,31 @@ saves for a user - checkpoints, fold files, crop caches, reports, tuning caches 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _create_temp(folder: Path, name: str, mode: int) -> tuple[int, Path]:
+    """A new temp file beside the target, created with ``mode`` less the umask, as open() creates files (mkstemp
+    makes 0600 files, and forcing a mode afterwards ignored a user's umask 077)."""
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(tmp, _CREATE, mode), tmp
+        except FileExistsError:  # 64 random bits: practically never
+            continue
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], mode: int = 0o644) -> Path:
     """Call write(handle) on a temp file next to path, then rename it over path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path.parent, path.name, mode)
     try:
-        os.fchmod(fd, mode)  # mkstemp makes it 0600; the result is an ordinary readable file
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -5,12 +5,16 @@ listed in ``files`` have been checked, and after every path in it has been shown
 stays inside the bundle (no absolute paths, no ``..``, no symlinks), and that no unlisted file sits beside them.
 Every failure is a ModelIntegrityError that names the file or manifest key at fault, so a corrupted download or a
 hand-edited manifest is caught at load instead of surfacing later as wrong predictions.
+
+Verification is not a promise about the files later on: a backend is never handed a path to open again. It gets
+``Bundle.artifact_files`` - bytes read once more, checked against the manifest's size and sha256, and those same
+bytes loaded - so a file swapped after ``load_bundle`` (or raced against it) is refused, never run. Every file is
+opened without following a final symlink and without blocking, checked to be regular, and read up to a cap.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import stat
@@ -18,16 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from . import modelrefs
+from .backends.base import ModelFiles
 from .errors import ModelIntegrityError
 from .formats import FORMATS, PRECISIONS
 from .preprocess import PreprocessContract
+from .safeio import RefusedFileError, open_regular, parse_json, read_capped
 
 SCHEMA = "eyesdk.bundle/1"
 MANIFEST = "manifest.json"
 LABELS = ["closed", "open"]
 REQUIRED_KEYS = ("schema", "preprocess", "labels", "output", "threshold", "files", "artifacts")
 ARTIFACT_KEYS = ("format", "precision", "file", "batch", "temperature")
-_CHUNK = 1 << 20
+MAX_MANIFEST_BYTES = 4 << 20  # the default manifest is ~30 KB; a 300 MB one is not a manifest
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -52,28 +60,39 @@ class Bundle:
         return self._by_key.get((fmt, precision))
 
     def file(self, relative: str) -> Path:
-        """Absolute path of a verified file of the bundle."""
+        """Absolute path of a file of the bundle (for showing; what is loaded comes from ``verified_bytes``)."""
         return self.path.joinpath(*PurePosixPath(relative).parts)
+
+    def verified_bytes(self, relative: str) -> bytes:
+        """A listed file's bytes, read now and checked against the manifest's size and sha256.
+
+        The check made by ``load_bundle`` vouches for the bytes it read then, not for the file later: whoever loads
+        a file (backends, the probe) takes these bytes, so a file changed since is refused instead of run.
+        """
+        entry = self.manifest["files"][relative]
+        data = _read_listed(self.path, relative, entry["size"])
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != entry["sha256"].lower():
+            raise _fail(self.path, f"file {relative!r} changed after the bundle was verified (sha256 {actual}; the "
+                                   f"manifest says {entry['sha256']}): refused, not loaded")
+        return data
+
+    def artifact_files(self, artifact: dict[str, Any]) -> ModelFiles:
+        """The verified bytes of an artifact's main file and sidecars, ready for a backend's ``load``."""
+        names = FORMATS[artifact["format"]].files(artifact["file"])
+        data = [self.verified_bytes(name) for name in names]
+        return ModelFiles(artifact["file"], data[0], tuple(data[1:]))
 
     def probe(self) -> Any:
         """The fixed probe inputs (N, 1, S, S) float32 the artifacts' reference_logits were computed on, or None."""
         probe = self.manifest.get("probe")
         if not probe:
             return None
-        import numpy as np
-
         rel = probe["file"]
         try:
-            data = np.load(self.file(rel), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ModelIntegrityError(f"{self.path}: probe file {rel!r} cannot be read: {exc}") from exc
-        size = self.contract.size
-        if data.dtype != np.float32 or data.ndim != 4 or data.shape[1:] != (1, size, size):
-            raise ModelIntegrityError(
-                f"{self.path}: probe file {rel!r} has shape {data.shape} {data.dtype}; "
-                f"expected (N, 1, {size}, {size}) float32"
-            )
-        return data
+            return parse_probe(self.verified_bytes(rel), self.contract.size)
+        except ValueError as exc:
+            raise _fail(self.path, f"probe file {rel!r} {exc}") from None
 
 
 def _fail(bundle: Path, message: str) -> ModelIntegrityError:
@@ -116,28 +135,85 @@ def check_relative_path(root: Path, relative: Any, where: str) -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file, streamed (converters and benchmarks hash the files they write or compare)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
+        while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _check_files(root: Path, files: Any) -> None:
+def parse_probe(data: bytes, size: int) -> Any:
+    """A .npy file's bytes -> (N, 1, size, size) float32, refusing anything else with a ValueError saying why.
+
+    Parsed here rather than by ``np.load``: an .npz named .npy loads as an archive object, and a header declaring
+    1e11 rows makes np.load allocate for them before noticing the file is 64 bytes long.
+    """
+    import io
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    buffer = io.BytesIO(data)
+    try:
+        version = npy.read_magic(buffer)
+        read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = read_header(buffer)
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise ValueError(f"is not a .npy array ({type(exc).__name__}: {exc})") from None
+    if dtype != np.dtype("<f4") or fortran or len(shape) != 4 or tuple(shape[1:]) != (1, size, size):
+        raise ValueError(f"has shape {shape} {dtype}; expected (N, 1, {size}, {size}) float32 (C order)")
+    offset = buffer.tell()
+    expected = int(np.prod(shape, dtype=object)) * 4
+    if len(data) - offset != expected:
+        raise ValueError(f"declares {tuple(shape)} float32 ({expected} bytes) but holds {len(data) - offset} bytes")
+    return np.frombuffer(data, dtype=np.float32, offset=offset).reshape(shape).copy()
+
+
+def _read_listed(root: Path, relative: str, size: int) -> bytes:
+    """A listed file's bytes: no final symlink, regular, no blocking, exactly the size the manifest gives."""
+    try:
+        with open_regular(root.joinpath(*PurePosixPath(relative).parts), follow_symlinks=False) as (handle, actual):
+            if actual != size:
+                raise _fail(root, f"file {relative!r} is {actual} bytes; the manifest says {size} "
+                                  "(modified/truncated)")
+            return read_capped(handle, actual, size)
+    except FileNotFoundError:
+        raise _fail(root, f"file {relative!r} is missing") from None
+    except (OSError, RefusedFileError) as exc:
+        raise _fail(root, f"file {relative!r} cannot be read: {exc}") from None
+
+
+def _check_file_entry(root: Path, rel: str, entry: Any) -> None:
+    sha, size = (entry.get("sha256"), entry.get("size")) if isinstance(entry, dict) else (None, None)
+    if (not isinstance(sha, str) or len(sha) != 64 or not set(sha.lower()) <= _HEX
+            or isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise _fail(root, f"files[{rel!r}] must be {{'sha256': 64 hex digits, 'size': int >= 0}}, got {entry!r}")
+
+
+def _check_files(root: Path, files: Any, artifacts: Any) -> None:
+    """Size + sha256 of every listed file, and what the model files themselves name (ONNX external data)."""
     if not isinstance(files, dict) or not files:
         raise _fail(root, "manifest key 'files' must be a non-empty object {relative_path: {sha256, size}}")
+    formats = {}  # main file -> format, for the content checks
+    if isinstance(artifacts, list):
+        formats = {a["file"]: a.get("format") for a in artifacts
+                   if isinstance(a, dict) and isinstance(a.get("file"), str)}
     for rel, entry in files.items():
-        path = check_relative_path(root, rel, "files")
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(
-            entry.get("size"), int
-        ):
-            raise _fail(root, f"files[{rel!r}] must be {{'sha256': hex string, 'size': int}}, got {entry!r}")
-        size = path.stat().st_size
-        if size != entry["size"]:
-            raise _fail(root, f"file {rel!r} is {size} bytes; the manifest says {entry['size']} (modified/truncated)")
-        actual = file_sha256(path)
+        check_relative_path(root, rel, "files")
+        _check_file_entry(root, rel, entry)
+        data = _read_listed(root, rel, entry["size"])
+        actual = hashlib.sha256(data).hexdigest()
         if actual != entry["sha256"].lower():
             raise _fail(root, f"file {rel!r} has sha256 {actual}; the manifest says {entry['sha256']} (modified)")
+        fmt = formats.get(rel)
+        try:
+            named = modelrefs.files_named_by(fmt, data) if isinstance(fmt, str) else []
+        except modelrefs.MalformedModelError as exc:
+            raise _fail(root, f"file {rel!r} is not a well-formed {fmt} model ({exc})") from None
+        if named:
+            raise _fail(root, f"file {rel!r} names other files to load ({fmt} external data: "
+                              f"{', '.join(map(repr, named[:3]))}); a bundle artifact must hold all its bytes itself")
 
 
 def _check_nothing_unlisted(root: Path, files: dict[str, Any]) -> None:
@@ -167,9 +243,9 @@ def _check_artifacts(root: Path, artifacts: Any, files: dict[str, Any]) -> dict[
         if missing:
             raise _fail(root, f"{where} lacks key(s) {', '.join(missing)}")
         fmt, precision, rel = entry["format"], entry["precision"], entry["file"]
-        if fmt not in FORMATS:
+        if not isinstance(fmt, str) or fmt not in FORMATS:
             raise _fail(root, f"{where}.format {fmt!r} is unknown; known: {', '.join(FORMATS)}")
-        if precision not in PRECISIONS:
+        if not isinstance(precision, str) or precision not in PRECISIONS:
             raise _fail(root, f"{where}.precision {precision!r} is unknown; known: {', '.join(PRECISIONS)}")
         if (fmt, precision) in by_key:
             raise _fail(root, f"{where}: {fmt} {precision} is listed twice")
@@ -181,10 +257,20 @@ def _check_artifacts(root: Path, artifacts: Any, files: dict[str, Any]) -> dict[
         if not (batch == "dynamic" or (isinstance(batch, int) and not isinstance(batch, bool) and batch > 0)):
             raise _fail(root, f"{where}.batch must be 'dynamic' or a positive int, got {batch!r}")
         temperature = entry["temperature"]
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+        if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
             raise _fail(root, f"{where}.temperature must be a positive finite number, got {temperature!r}")
+        tolerance = entry.get("tolerance", 0.0)
+        if not _is_number(tolerance) or not math.isfinite(tolerance) or tolerance < 0:
+            raise _fail(root, f"{where}.tolerance must be a finite number >= 0, got {tolerance!r}")
+        reference = entry.get("reference_logits", [])
+        if not isinstance(reference, list) or not all(_is_number(v) and math.isfinite(v) for v in reference):
+            raise _fail(root, f"{where}.reference_logits must be a list of finite numbers")
         by_key[(fmt, precision)] = entry
     return by_key
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_probe(root: Path, manifest: dict[str, Any], files: dict[str, Any]) -> None:
@@ -206,19 +292,11 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     if not root.is_dir():
         raise _fail(root, "is not a directory; a bundle is a directory holding manifest.json and the artifacts")
     root = root.resolve()
-    manifest_path = root / MANIFEST
-    if manifest_path.is_symlink():
-        raise _fail(root, f"{MANIFEST} is a symlink; bundles must hold plain files")
+    raw = _read_manifest(root)
     try:
-        raw = manifest_path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(root, f"has no {MANIFEST}; it is not an eyesdk bundle") from None
-    except OSError as exc:
-        raise _fail(root, f"{MANIFEST} cannot be read: {exc}") from exc
-    try:
-        manifest = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(root, f"{MANIFEST} is not valid JSON: {exc}") from exc
+        manifest = parse_json(raw)
+    except RefusedFileError as exc:
+        raise _fail(root, f"{MANIFEST} {exc}") from None
     if not isinstance(manifest, dict):
         raise _fail(root, f"{MANIFEST} must hold a JSON object")
     if manifest.get("schema") != SCHEMA:
@@ -231,7 +309,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     files = manifest["files"]
     if isinstance(files, dict) and MANIFEST in files:
         raise _fail(root, f"'files' lists {MANIFEST} itself; it cannot hold its own checksum")
-    _check_files(root, files)
+    _check_files(root, files, manifest["artifacts"])
     _check_nothing_unlisted(root, files)
 
     if not isinstance(manifest["preprocess"], dict):
@@ -259,6 +337,21 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         threshold=float(threshold),
         _by_key=by_key,
     )
+
+
+def _read_manifest(root: Path) -> bytes:
+    path = root / MANIFEST
+    if path.is_symlink():
+        raise _fail(root, f"{MANIFEST} is a symlink; bundles must hold plain files")
+    try:
+        with open_regular(path, follow_symlinks=False) as (handle, size):
+            return read_capped(handle, size, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        raise _fail(root, f"has no {MANIFEST}; it is not an eyesdk bundle") from None
+    except RefusedFileError as exc:
+        raise _fail(root, f"{MANIFEST} {exc}") from None
+    except OSError as exc:
+        raise _fail(root, f"{MANIFEST} cannot be read: {exc}") from exc
 
 
 def default_bundle_path() -> Path:

@@ -1,8 +1,10 @@
 """``eyesdk`` command line: ``predict IMAGE...``, ``info``, ``tune``.
 
 Choices for --backend/--precision come from the format table, so a new backend or precision shows up here without
-touching this file. Per-image failures (unreadable file, too small) are reported on that image's line and make the
-exit status 1, so one bad file in a batch neither hides the others' results nor passes silently.
+touching this file. Per-image failures (missing, a directory, unreadable, too small) are reported on that image's
+line and make the exit status 1, so one bad file in a batch neither hides the others' results nor passes silently.
+In text mode a field holding a character that is not printable (a newline or tab in a file name or message) is
+printed as a Python string literal, so no file name can forge a result line; ``--json`` escapes as JSON does.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def _load_bundle(model: Path | None):
     return load_bundle(model) if model is not None else load_default_bundle()
 
 
+def _field(text: str) -> str:
+    """A text-mode output field that cannot break its line: as is when printable, else a Python string literal."""
+    return text if text.isprintable() else repr(text)
+
+
 def _fail(exc: BaseException) -> None:
     raise click.ClickException(str(exc)) from exc
 
@@ -44,7 +51,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))  # checked per image, below
 @_model_option
 @click.option("--backend", type=click.Choice(["auto", *BACKENDS]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True)
@@ -70,7 +77,7 @@ def predict(
             if as_json:
                 click.echo(json.dumps({"image": str(image), "error": error}))
             else:
-                click.echo(f"{image}\terror\t{error}")
+                click.echo(f"{_field(str(image))}\terror\t{_field(error)}")
             continue
         if as_json:
             record = {
@@ -84,7 +91,7 @@ def predict(
             }
             click.echo(json.dumps(record))
         else:
-            click.echo(f"{image}\t{result.label}\t{result.prob_open:.4f}")
+            click.echo(f"{_field(str(image))}\t{result.label}\t{result.prob_open:.4f}")
     if failed:
         sys.exit(1)
 
@@ -98,7 +105,7 @@ def _info(model: Path | None, threads: int) -> dict[str, Any]:
         "eyesdk": __version__,
         "device": device.to_dict(),
         "backends": {b: {"installed": backends.is_available(b), "version": device.backends.get(b)} for b in BACKENDS},
-        "cache_dir": str(tune.cache_dir()),
+        "cache_dir": None if (cache := tune.cache_dir()) is None else str(cache),
     }
     try:
         bundle = _load_bundle(model)

@@ -11,12 +11,21 @@ class InvalidCropError(EyeSDKError, ValueError):
     """The crop cannot be classified: says what was wrong and what is accepted."""
 
 
-class ModelIntegrityError(EyeSDKError):
-    """A model bundle whose checksums, schema or preprocessing contract do not hold."""
+class ModelIntegrityError(EyeSDKError, ValueError):
+    """A model bundle whose checksums, schema or preprocessing contract do not hold: its content is invalid."""
 
 
 class BackendUnavailableError(EyeSDKError, ImportError):
     """A runtime backend cannot be imported or used here; names the extra to install."""
+
+
+class MissingDependencyError(EyeSDKError, ImportError):
+    """A library eyesdk needs for this input (Pillow for image files and PIL images) is not importable; names the
+    extra that installs it. Not a backend: a missing runtime is a BackendUnavailableError."""
+
+
+class ArtifactNotFoundError(EyeSDKError, LookupError):
+    """The bundle ships no artifact for the requested format x precision (not exported, or it failed its gate)."""
 
 
 class BackendRuntimeError(EyeSDKError, RuntimeError):

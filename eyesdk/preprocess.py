@@ -3,11 +3,17 @@
 Only numpy: grey conversion with ITU-R 601 weights (as OpenCV), an antialiased triangle-filter resize done as two
 small precomputed weight-matrix products (identical on every machine, no image library), then per-crop
 standardisation, which removes most of the brightness and contrast differences between infrared and visible cameras.
+
+Where a crop goes: ``to_grey`` is the one function that turns any accepted crop - an array of any accepted form, a
+PIL image or an image file's path - into float32 grey pixels. Arrays are handled here; a PIL image or a path is first
+decoded by ``eyesdk.imagefile`` (imported only then) into an array, which then takes the same array path. The way
+is one-way: nothing after ``to_grey`` looks at what form the crop came in.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -19,11 +25,16 @@ from .errors import InvalidCropError
 
 MIN_SIDE = 8
 MAX_SIDE = 8192
+MAX_MODEL_SIZE = 512  # the largest model input side a contract may ask for
 ACCEPTED = (
     "a numpy array H x W, H x W x 1, H x W x 3 (BGR, or RGB with color='rgb') or H x W x 4, dtype uint8 "
     "(0..255) or float (0..1), sides 8..8192; a PIL.Image; or a path to an image file"
 )
 _GREY_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # B, G, R weights (ITU-R 601, as cv2)
+# Colour crops above this many pixels are converted to grey a band of rows at a time, so no float32 copy of all
+# their channels is ever made (12 bytes per pixel); below it, the whole crop in one call is the faster way.
+STRIP_PIXELS = 1 << 18
+_STRIP_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,15 @@ class PreprocessContract:
     std_floor: float = 0.02
     layout: str = "NCHW"
     dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        # Checked here, not where they are used: a std_floor of 0 divided by zero in predict and gave NaN
+        # probabilities labelled "closed" in predict_batch; a size of 24.0 failed every call in the runtime.
+        size, floor = self.size, self.std_floor
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIDE <= size <= MAX_MODEL_SIZE:
+            raise ValueError(f"size must be an int in {MIN_SIDE}..{MAX_MODEL_SIZE}, got {size!r}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not (math.isfinite(floor) and floor > 0):
+            raise ValueError(f"std_floor must be a finite number > 0, got {floor!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,10 +116,35 @@ def _refuse_range(lo: float, hi: float) -> NoReturn:
     raise InvalidCropError(f"float crop has values in [{lo:.3g}, {hi:.3g}]; float crops must lie in [0, 1]")
 
 
-def to_grey(crop: np.ndarray, color: str = "bgr") -> np.ndarray:
-    """Validate one array crop and return it as float32 grey in [0, 255], shape (H, W)."""
-    if not isinstance(crop, np.ndarray):
-        raise InvalidCropError(f"expected a numpy array, got {type(crop).__name__}; accepted: {ACCEPTED}")
+def check_sides(h: int, w: int, subject: str = "crop is") -> None:
+    """The one side-length rule for every crop form (arrays, stacks, PIL images, files): 8..8192 pixels."""
+    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
+        raise InvalidCropError(f"{subject} {h}x{w} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
+
+
+def _as_array(crop: Any, color: str) -> tuple[np.ndarray, str]:
+    """A crop that is not a plain ndarray -> (array, its channel order): ndarray subclasses as they are, PIL images
+    and image files decoded by eyesdk.imagefile (RGB, whatever ``color`` says); anything else is refused."""
+    if isinstance(crop, np.ndarray):  # memmap, matrix subclasses, ...
+        return np.asarray(crop), color
+    if type(crop).__module__.startswith("PIL."):  # checked by name: PIL is never imported just to test this
+        from .imagefile import pil_pixels
+
+        return pil_pixels(crop), "rgb"
+    if isinstance(crop, (str, os.PathLike)):
+        from .imagefile import read_image
+
+        return read_image(crop), "rgb"
+    raise InvalidCropError(f"cannot classify a {type(crop).__name__}; accepted: {ACCEPTED}")
+
+
+def to_grey(crop: Any, color: str = "bgr") -> np.ndarray:
+    """Any accepted crop -> validated float32 grey in [0, 255], shape (H, W): the one place a crop's form is handled.
+
+    ``color`` is the channel order of 3/4-channel arrays; PIL images and files are RGB whatever it says.
+    """
+    if type(crop) is not np.ndarray:  # the plain-array hot path pays this one comparison, nothing more
+        crop, color = _as_array(crop, color)
     if color not in ("bgr", "rgb"):
         raise InvalidCropError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if crop.ndim == 3 and crop.shape[2] in (1, 3, 4):
@@ -109,28 +154,38 @@ def to_grey(crop: np.ndarray, color: str = "bgr") -> np.ndarray:
     else:
         raise InvalidCropError(f"crop has shape {crop.shape}; accepted: {ACCEPTED}")
     h, w = crop.shape[:2]
-    if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-        raise InvalidCropError(f"crop is {h}x{w} pixels; sides must be {MIN_SIDE}..{MAX_SIDE}")
+    check_sides(h, w)
+    if channels > 1 and h * w > STRIP_PIXELS:  # a large colour crop: a band of rows at a time
+        grey = np.empty((h, w), dtype=np.float32)
+        for i in range(0, h, _STRIP_ROWS):
+            grey[i : i + _STRIP_ROWS] = _grey_of(crop[i : i + _STRIP_ROWS], channels, color, crop)
+        return grey
+    return _grey_of(crop, channels, color, crop)
+
+
+def _grey_of(part: np.ndarray, channels: int, color: str, whole: np.ndarray) -> np.ndarray:
+    """Pixels of a checked crop (or a band of its rows) -> float32 grey; errors describe the ``whole`` crop."""
+    h, w = part.shape[:2]
     # order="C" whatever the input's memory layout (strided view, transpose, Fortran): astype would keep the layout,
     # and the matrix products below then sum in another order: the same pixels must give the same bits.
-    if crop.dtype == np.uint8:
-        pixels = crop.astype(np.float32, order="C")
-    elif crop.dtype.kind == "f":
-        if crop.dtype.itemsize > 4:  # float64 beyond float32's range becomes inf with a RuntimeWarning: refused below
+    if part.dtype == np.uint8:
+        pixels = part.astype(np.float32, order="C")
+    elif part.dtype.kind == "f":
+        if part.dtype.itemsize > 4:  # float64 beyond float32's range becomes inf with a RuntimeWarning: refused below
             with np.errstate(over="ignore"):
-                pixels = crop.astype(np.float32, order="C")
+                pixels = part.astype(np.float32, order="C")
         else:
-            pixels = crop.astype(np.float32, order="C")
+            pixels = part.astype(np.float32, order="C")
         if not np.isfinite(pixels).all():
-            if np.isfinite(crop).all():  # finite in its own dtype: out of range, and the message must say so
-                _refuse_range(float(crop.min()), float(crop.max()))
+            if np.isfinite(whole).all():  # finite in its own dtype: out of range, and the message must say so
+                _refuse_range(float(whole.min()), float(whole.max()))
             raise InvalidCropError("crop contains NaN or infinite values; float crops must be finite in [0, 1]")
         lo, hi = float(pixels.min()), float(pixels.max())
         if lo < 0.0 or hi > 1.0:
-            _refuse_range(lo, hi)
+            _refuse_range(*((lo, hi) if part is whole else (float(whole.min()), float(whole.max()))))
         pixels *= 255.0
     else:
-        raise InvalidCropError(f"crop dtype {crop.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
+        raise InvalidCropError(f"crop dtype {part.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
     if channels in (0, 1):
         return pixels.reshape(h, w)
     bgr = pixels[:, :, :3] if color == "bgr" else pixels[:, :, 2::-1]
@@ -182,6 +237,6 @@ def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CON
     return standardize(resize_grey(grey, contract.size), contract.std_floor)
 
 
-def preprocess(crop: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT, color: str = "bgr") -> np.ndarray:
-    """One crop array -> model input of shape (1, 1, size, size), float32."""
+def preprocess(crop: Any, contract: PreprocessContract = DEFAULT_CONTRACT, color: str = "bgr") -> np.ndarray:
+    """One crop (any form ``to_grey`` accepts) -> model input of shape (1, 1, size, size), float32."""
     return preprocess_grey(to_grey(crop, color), contract)[None, None]

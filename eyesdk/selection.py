@@ -28,6 +28,7 @@ plugin's speed comes from computing in f16, which eyesdk overrides to f32 for re
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ import numpy as np
 from . import backends
 from .bundle import Bundle
 from .device import DeviceInfo
-from .errors import BackendUnavailableError
+from .errors import ArtifactNotFoundError, BackendUnavailableError, ModelIntegrityError
 from .formats import BACKEND_FORMAT, BACKENDS, PRECISIONS
 
 logger = logging.getLogger("eyesdk")
@@ -82,6 +83,40 @@ class Candidate:
         return f"{self.backend} {self.precision}"
 
 
+class RejectionKind(enum.Enum):
+    """Why a candidate was passed over. The first two are the normal state of a device (INFO when auto falls back);
+    the others mean something present is broken (WARNING)."""
+
+    NOT_INSTALLED = "not installed"
+    NOT_IN_BUNDLE = "not in this bundle"
+    LOAD_FAILED = "failed to load"
+    PROBE_FAILED = "failed on the probe"
+    NUMBERS_OFF = "numbers off on this device"
+
+    @property
+    def benign(self) -> bool:
+        return self in (RejectionKind.NOT_INSTALLED, RejectionKind.NOT_IN_BUNDLE)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One rejected candidate's reason: its kind, for code, and the sentence a person reads (``str()``)."""
+
+    kind: RejectionKind
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class CandidateRejected(BackendUnavailableError):
+    """A candidate that cannot run here; carries the structured reason."""
+
+    def __init__(self, kind: RejectionKind, detail: str) -> None:
+        super().__init__(detail)
+        self.rejection = Rejection(kind, detail)
+
+
 @dataclass
 class Selection:
     """The winner, its loaded runner, and why each candidate before it was passed over."""
@@ -89,7 +124,7 @@ class Selection:
     candidate: Candidate
     artifact: dict[str, Any]
     runner: backends.Runner
-    rejected: list[tuple[Candidate, str]] = field(default_factory=list)
+    rejected: list[tuple[Candidate, Rejection]] = field(default_factory=list)
 
 
 def default_order(device: DeviceInfo | None = None) -> tuple[tuple[str, str], ...]:
@@ -148,35 +183,42 @@ def parity_error(artifact: dict[str, Any], runner: backends.Runner, probe: np.nd
 def load_candidate(
     bundle: Bundle, candidate: Candidate, threads: int, probe: np.ndarray | None
 ) -> tuple[dict[str, Any], backends.Runner]:
-    """Load one candidate or raise BackendUnavailableError saying why it cannot run here."""
+    """Load one candidate or raise CandidateRejected (a BackendUnavailableError) saying why it cannot run here.
+
+    The runtime is handed the artifact's bytes as verified just now (``Bundle.artifact_files``): a file changed since
+    the bundle was loaded raises ModelIntegrityError, which is not a reason to try another candidate.
+    """
     if not backends.is_available(candidate.backend):
-        raise BackendUnavailableError(f"not installed ({backends.install_hint(candidate.backend)})")
+        raise CandidateRejected(RejectionKind.NOT_INSTALLED,
+                                f"not installed ({backends.install_hint(candidate.backend)})")
     artifact = bundle.artifact(candidate.format, candidate.precision)
     if artifact is None:
-        raise BackendUnavailableError("not in this bundle (not exported, or it failed its accuracy-drift gate)")
+        raise CandidateRejected(RejectionKind.NOT_IN_BUNDLE,
+                                "not in this bundle (not exported, or it failed its accuracy-drift gate)")
+    source = bundle.artifact_files(artifact)
     try:
-        runner = backends.load_backend(candidate.backend).load(bundle.file(artifact["file"]), threads)
-    except BackendUnavailableError:
+        runner = backends.load_backend(candidate.backend).load(source, threads)
+    except (BackendUnavailableError, ModelIntegrityError):
         raise
     except Exception as exc:  # any runtime error while loading is a reason to try the next candidate
-        raise BackendUnavailableError(f"failed to load {artifact['file']}: {type(exc).__name__}: {exc}") from exc
+        raise CandidateRejected(RejectionKind.LOAD_FAILED,
+                                f"failed to load {artifact['file']}: {type(exc).__name__}: {exc}") from exc
     try:
         problem = parity_error(artifact, runner, probe)
     except Exception as exc:  # a runtime that loads but cannot run the probe is passed over like one that cannot load
-        raise BackendUnavailableError(
-            f"{artifact['file']} loaded but failed on the probe: {type(exc).__name__}: {exc}"
-        ) from exc
+        detail = f"{artifact['file']} loaded but failed on the probe: {type(exc).__name__}: {exc}"
+        raise CandidateRejected(RejectionKind.PROBE_FAILED, detail) from exc
     if problem is not None:
-        raise BackendUnavailableError(f"{artifact['file']} {problem}")
+        raise CandidateRejected(RejectionKind.NUMBERS_OFF, f"{artifact['file']} {problem}")
     return artifact, runner
 
 
-def _final_error(bundle: Bundle, backend: str, precision: str, rejected: list[tuple[Candidate, str]]) -> str:
+def _final_error(bundle: Bundle, backend: str, precision: str, rejected: list[tuple[Candidate, Rejection]]) -> str:
     lines = [f"no backend can run bundle {bundle.name!r} here (backend={backend!r}, precision={precision!r}); tried:"]
     lines += [f"  - {cand}: {reason}" for cand, reason in rejected]
     if not rejected:
         lines.append("  (no candidate matches that request)")
-    missing = sorted({c.backend for c, _ in rejected if not backends.is_available(c.backend)})
+    missing = sorted({c.backend for c, r in rejected if r.kind is RejectionKind.NOT_INSTALLED})
     if missing:
         hints = ", ".join(backends.install_hint(b) for b in missing)
         lines.append(f"install a runtime: {hints} (or pip install 'eyesdk[runtime]' for all three)")
@@ -199,18 +241,18 @@ def select(
         )
     if backend != AUTO and precision != AUTO and bundle.artifact(BACKEND_FORMAT[backend], precision) is None:
         shipped = ", ".join(f"{a['format']} {a['precision']}" for a in bundle.artifacts)
-        raise BackendUnavailableError(
+        raise ArtifactNotFoundError(
             f"bundle {bundle.name!r} has no {BACKEND_FORMAT[backend]} {precision} artifact (it ships: {shipped})"
         )
     probe = bundle.probe()
-    rejected: list[tuple[Candidate, str]] = []
+    rejected: list[tuple[Candidate, Rejection]] = []
     for candidate in candidates(backend, precision, preferred, order):
         try:
             artifact, runner = load_candidate(bundle, candidate, threads, probe)
-        except BackendUnavailableError as exc:
+        except CandidateRejected as exc:
             if backend != AUTO and precision != AUTO:
                 raise BackendUnavailableError(f"{candidate} cannot run here: {exc}") from exc
-            rejected.append((candidate, str(exc)))
+            rejected.append((candidate, exc.rejection))
             continue
         if rejected:
             _log_fallback(candidate, rejected)
@@ -218,9 +260,9 @@ def select(
     raise BackendUnavailableError(_final_error(bundle, backend, precision, rejected))
 
 
-def _log_fallback(chosen: Candidate, rejected: list[tuple[Candidate, str]]) -> None:
+def _log_fallback(chosen: Candidate, rejected: list[tuple[Candidate, Rejection]]) -> None:
     """One line: INFO when candidates were merely absent, WARNING when one was present but broken."""
-    benign = all(r.startswith(("not installed", "not in this bundle")) for _, r in rejected)
+    benign = all(r.kind.benign for _, r in rejected)
     reasons = "; ".join(f"{c}: {r}" for c, r in rejected)
     logger.log(logging.INFO if benign else logging.WARNING, "eyesdk: using %s (passed over %s)", chosen, reasons)
 
@@ -231,6 +273,9 @@ __all__ = [
     "BACKENDS",
     "X86_ORDER",
     "Candidate",
+    "CandidateRejected",
+    "Rejection",
+    "RejectionKind",
     "Selection",
     "candidates",
     "default_order",

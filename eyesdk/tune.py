@@ -5,7 +5,8 @@ must reproduce the bundle's reference logits here (the same check selection appl
 device fingerprint + bundle sha256 + thread count, one small JSON file per key in the user cache directory, so a
 different machine, runtime upgrade or retrained bundle never reuses a stale answer. Files are written atomically
 (temp file + ``os.replace``): concurrent tuners can only race to write the same complete content, never leave half
-a file. A corrupt or foreign cache file is ignored with a log line, never fatal.
+a file. A corrupt, foreign, oversized or non-regular cache file (a FIFO, ``/dev/zero``) is ignored with a log line,
+never fatal and never waited on; a machine with no home directory to hold the cache simply has no cache.
 """
 
 from __future__ import annotations
@@ -26,25 +27,36 @@ from .bundle import Bundle
 from .device import DeviceInfo, probe
 from .errors import BackendUnavailableError
 from .formats import BACKENDS, PRECISIONS
+from .safeio import RefusedFileError, parse_json, read_regular
 
 logger = logging.getLogger("eyesdk")
 
 CACHE_SCHEMA = "eyesdk.tune/1"
+MAX_CACHE_BYTES = 64 << 10  # a tuning result is ~1 KB
 
 
-def cache_dir() -> Path:
-    """EYESDK_CACHE_DIR if set, else $XDG_CACHE_HOME/eyesdk, else ~/.cache/eyesdk."""
-    override = os.environ.get("EYESDK_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+def cache_dir() -> Path | None:
+    """EYESDK_CACHE_DIR if set, else $XDG_CACHE_HOME/eyesdk, else ~/.cache/eyesdk; None (no cache, one log line)
+    when none can be found: no HOME and a uid without a passwd entry (containers), or a ``~nosuchuser`` path."""
+    try:
+        override = os.environ.get("EYESDK_CACHE_DIR")
+        if override:
+            return Path(override).expanduser()
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    except RuntimeError as exc:  # pathlib: "Could not determine home directory."
+        logger.info("eyesdk: no tuning cache (%s); set EYESDK_CACHE_DIR to keep one", exc)
+        return None
     return base / "eyesdk"
 
 
-def cache_path(bundle: Bundle, threads: int = 1, device: DeviceInfo | None = None) -> Path:
+def cache_path(bundle: Bundle, threads: int = 1, device: DeviceInfo | None = None) -> Path | None:
+    """This device + bundle + threads' cache file, or None when there is no cache directory."""
+    folder = cache_dir()
+    if folder is None:
+        return None
     device = device or probe()
-    return cache_dir() / f"tune-{device.fingerprint}-{bundle.sha256[:16]}-t{threads}.json"
+    return folder / f"tune-{device.fingerprint}-{bundle.sha256[:16]}-t{threads}.json"
 
 
 @dataclass
@@ -80,11 +92,16 @@ def read_cache(bundle: Bundle, threads: int = 1, device: DeviceInfo | None = Non
     """The cached tuning result for this device + bundle + threads, or None (absent, corrupt, or for another key)."""
     device = device or probe()
     path = cache_path(bundle, threads, device)
+    if path is None:
+        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(read_regular(path, MAX_CACHE_BYTES))
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RefusedFileError as exc:
+        logger.warning("eyesdk: ignoring unreadable tuning cache %s (it %s)", path, exc)
+        return None
+    except OSError as exc:
         logger.warning("eyesdk: ignoring unreadable tuning cache %s (%s)", path, exc)
         return None
     problem = _cache_problem(data, bundle, threads, device)
@@ -127,6 +144,8 @@ def cached_choice(bundle: Bundle, threads: int = 1, device: DeviceInfo | None = 
 def write_cache(result: TuneResult, bundle: Bundle, device: DeviceInfo | None = None) -> Path:
     """Atomically write a tuning result: a reader sees the old file or the new one, never a torn one."""
     path = cache_path(bundle, result.threads, device)
+    if path is None:
+        raise OSError("there is no tuning cache directory here (no home directory); set EYESDK_CACHE_DIR")
     atomic_write_text(path, json.dumps(result.to_dict(), indent=1))
     result.path = path
     return path

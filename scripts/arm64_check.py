@@ -129,7 +129,7 @@ def check_backend(bundle: Any, backend: str, threads: int = 1, known: Sequence[s
             report.results[key] = Comparison(False, None, DEFAULT_TOLERANCE, "the bundle has no probe inputs")
             continue
         try:
-            runner = backends.load_backend(backend).load(bundle.file(artifact["file"]), threads)
+            runner = backends.load_backend(backend).load(bundle.artifact_files(artifact), threads)
             got = runner.run(np.ascontiguousarray(probe))
         except Exception as exc:  # a smoke test reports every failure, whatever the runtime raised
             report.results[key] = Comparison(False, None, 0.0, f"failed: {type(exc).__name__}: {exc}")

@@ -286,8 +286,9 @@ def test_unreadable_image_file(es: eyesdk.EyeState, tmp_path: Path) -> None:
     ("kwargs", "error", "message"),
     [
         ({"color": "hsv"}, ValueError, "color must be 'bgr' or 'rgb', got 'hsv'"),
-        ({"threads": 0}, ValueError, "threads must be a positive int, got 0"),
-        ({"threads": True}, ValueError, "threads must be a positive int"),
+        ({"threads": 0}, ValueError, r"threads must be an int in 1\.\.\d+ \(this machine has \d+ CPUs\), got 0"),
+        ({"threads": True}, ValueError, "threads must be an int in 1.."),
+        ({"threads": 1.0}, ValueError, r"threads must be an int in 1\.\.\d+ .*, got 1\.0"),
         ({"backend": "tensorrt"}, ValueError, "unknown backend 'tensorrt'; choose one of onnxruntime, openvino"),
         ({"precision": "int4"}, ValueError, "unknown precision 'int4'; choose one of fp32, fp16, int8 or 'auto'"),
     ],

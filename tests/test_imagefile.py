@@ -15,7 +15,7 @@ from PIL import Image
 from synthetic import synthetic_eye
 
 from eyesdk import imagefile
-from eyesdk.errors import BackendUnavailableError, InvalidCropError
+from eyesdk.errors import BackendUnavailableError, InvalidCropError, MissingDependencyError
 from eyesdk.imagefile import read_image
 
 
@@ -139,13 +139,15 @@ def test_pixel_limit_below_pillows_own(tmp_path: Path) -> None:
     big = _png_header_only(tmp_path / "big.png", 8000, 8000)  # 64 M pixels: Pillow accepts, we do not
     with pytest.raises(InvalidCropError, match=r"big\.png: 8000x8000 = 64000000 pixels is over the limit"):
         read_image(big)
-    assert imagefile.MAX_PIXELS == 50_000_000
+    assert imagefile.MAX_PIXELS == 2048 * 2048
 
 
 def test_missing_pillow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow is not a backend: its absence is a MissingDependencyError (an ImportError) naming the extras."""
     monkeypatch.setitem(sys.modules, "PIL", None)
-    with pytest.raises(BackendUnavailableError, match=r'pip install "eyesdk\[cli\]"'):
+    with pytest.raises(MissingDependencyError, match=r"needs Pillow.*pip install 'eyesdk\[runtime\]'") as info:
         read_image(tmp_path / "a.png")
+    assert isinstance(info.value, ImportError) and not isinstance(info.value, BackendUnavailableError)
 
 
 # -- regressions of the adversarial pass (issue 14) ---------------------------------------------------------------

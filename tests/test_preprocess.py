@@ -86,7 +86,8 @@ def test_batch_equals_single() -> None:
         (np.full((20, 20), -0.5), "must lie in \\[0, 1\\]"),
         (np.zeros((20, 20), np.int32), "dtype int32 is not supported"),
         (np.zeros((20, 20), bool), "dtype bool is not supported"),
-        ([[1, 2], [3, 4]], "expected a numpy array, got list"),
+        ([[1, 2], [3, 4]], "cannot classify a list; accepted: a numpy array"),
+        (None, "cannot classify a NoneType"),
     ],
 )
 def test_invalid_crops_are_named(crop, message: str) -> None:
@@ -109,3 +110,66 @@ def test_contract_round_trip_and_refusal() -> None:
     assert PreprocessContract.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unsupported preprocessing contract"):
         PreprocessContract.from_dict({**c.to_dict(), "resize": "bicubic"})
+
+
+# -- one way for every crop form ------------------------------------------------------------------------------------
+
+
+def test_to_grey_takes_every_crop_form(tmp_path) -> None:
+    """Arrays, ndarray subclasses, PIL images and paths all arrive at the same grey pixels through ``to_grey``."""
+    eye = synthetic_eye(True, (30, 44))
+    rgb = np.dstack([eye, eye // 2, 255 - eye])
+    Image.fromarray(rgb).save(tmp_path / "eye.png")
+    expected = to_grey(rgb, "rgb")
+    np.testing.assert_allclose(to_grey(rgb[:, :, ::-1].copy(), "bgr"), expected, rtol=1e-6)
+    np.testing.assert_array_equal(to_grey(Image.fromarray(rgb)), expected)  # PIL images are RGB
+    np.testing.assert_array_equal(to_grey(tmp_path / "eye.png", "bgr"), expected)  # files too, whatever color says
+    np.testing.assert_array_equal(to_grey(str(tmp_path / "eye.png")), expected)
+    memmap = np.lib.format.open_memmap(tmp_path / "eye.npy", mode="w+", dtype=np.uint8, shape=rgb.shape)
+    memmap[...] = rgb
+    np.testing.assert_array_equal(to_grey(memmap, "rgb"), expected)
+
+
+def test_large_colour_crops_are_converted_in_bands_without_a_float_copy() -> None:
+    """Above STRIP_PIXELS a colour crop is converted a band of rows at a time: the same grey (to float32 rounding)
+    as in one piece, the same bits for any view of the same pixels, and no 12-byte-per-pixel float copy."""
+    import tracemalloc
+
+    from eyesdk import preprocess as module
+
+    rng = np.random.default_rng(5)
+    crop = rng.integers(0, 256, (700, 600, 3), dtype=np.uint8)
+    assert crop.shape[0] * crop.shape[1] > module.STRIP_PIXELS
+    grey = to_grey(crop)
+    whole = crop.astype(np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)
+    np.testing.assert_allclose(grey, whole, rtol=1e-6, atol=1e-3)
+    np.testing.assert_array_equal(to_grey(np.asfortranarray(crop)), grey)
+    tracemalloc.start()
+    try:
+        to_grey(crop)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * crop.shape[0] * crop.shape[1] + (4 << 20)  # the grey result and one band, not 12 B/pixel
+    floats = crop / 255.0
+    floats[650, 10, 1] = 1.5  # out of range far down the crop: the message gives the whole crop's range
+    with pytest.raises(InvalidCropError, match=r"float crop has values in \[0, 1\.5\]"):
+        to_grey(floats)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"size": 24.0}, r"size must be an int in 8\.\.512, got 24\.0"),
+        ({"size": True}, r"size must be an int in 8\.\.512, got True"),
+        ({"size": 4}, r"size must be an int in 8\.\.512, got 4"),
+        ({"std_floor": 0.0}, r"std_floor must be a finite number > 0, got 0\.0"),
+        ({"std_floor": float("inf")}, r"std_floor must be a finite number > 0, got inf"),
+        ({"std_floor": "0.02"}, r"std_floor must be a finite number > 0, got '0\.02'"),
+    ],
+)
+def test_contract_values_are_validated_where_it_is_made(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PreprocessContract(**changes)
+    with pytest.raises(ValueError, match=message):
+        PreprocessContract.from_dict({**DEFAULT_CONTRACT.to_dict(), **changes})

@@ -14,9 +14,9 @@ import eyesdk
 from eyesdk import backends, selection
 from eyesdk.bundle import load_bundle
 from eyesdk.device import DeviceInfo
-from eyesdk.errors import BackendUnavailableError
+from eyesdk.errors import ArtifactNotFoundError, BackendUnavailableError
 from eyesdk.formats import BACKENDS, PRECISIONS
-from eyesdk.selection import ARM_ORDER, X86_ORDER, Candidate
+from eyesdk.selection import ARM_ORDER, X86_ORDER, Candidate, Rejection, RejectionKind
 
 _real_load_backend = backends.load_backend
 
@@ -90,7 +90,8 @@ def test_auto_skips_a_missing_backend_with_one_log_line(
     with caplog.at_level(logging.INFO, logger="eyesdk"):
         es = eyesdk.EyeState(model=tiny_bundle)
     assert (es.backend, es.precision) == ("onnxruntime", "fp32")
-    assert es.rejected == [(Candidate("tflite", "fp32"), "not installed (pip install 'eyesdk[tflite]')")]
+    assert es.rejected == [(Candidate("tflite", "fp32"),
+                            Rejection(RejectionKind.NOT_INSTALLED, "not installed (pip install 'eyesdk[tflite]')"))]
     assert len(caplog.records) == 1
     assert caplog.records[0].levelno == logging.INFO
     assert "using onnxruntime fp32 (passed over tflite fp32: not installed" in caplog.records[0].getMessage()
@@ -106,7 +107,8 @@ def test_auto_falls_back_when_a_backend_fails_to_load(
     assert loaded == ["tflite", "onnxruntime"]
     ((candidate, reason),) = es.rejected
     assert candidate == Candidate("tflite", "fp32")
-    assert reason == "failed to load eyestate_fp32.tflite: RuntimeError: tflite exploded on eyestate_fp32.tflite"
+    assert reason.kind is RejectionKind.LOAD_FAILED and not reason.kind.benign
+    assert str(reason) == "failed to load eyestate_fp32.tflite: RuntimeError: tflite exploded on eyestate_fp32.tflite"
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert es.predict(synthetic_eye(True, 40)).label in ("open", "closed")
 
@@ -137,14 +139,16 @@ def test_explicit_backend_auto_precision_walks_its_precisions(
     drop_artifacts(bundle, ("openvino", "fp32"))
     es = eyesdk.EyeState(model=bundle, backend="openvino")
     assert (es.backend, es.precision) == ("openvino", "fp16")
-    assert es.rejected[0][1].startswith("not in this bundle")
+    assert es.rejected[0][1].kind is RejectionKind.NOT_IN_BUNDLE and es.rejected[0][1].kind.benign
+    assert str(es.rejected[0][1]).startswith("not in this bundle")
 
 
 def test_explicit_pair_missing_from_the_bundle(tiny_bundle: Path, tmp_path: Path) -> None:
     bundle = copy_bundle(tiny_bundle, tmp_path / "b")
     drop_artifacts(bundle, ("tflite", "int8"))
-    with pytest.raises(BackendUnavailableError, match=r"has no tflite int8 artifact \(it ships: onnx fp32, "):
+    with pytest.raises(ArtifactNotFoundError, match=r"has no tflite int8 artifact \(it ships: onnx fp32, ") as info:
         eyesdk.EyeState(model=bundle, backend="tflite", precision="int8")
+    assert isinstance(info.value, LookupError) and not isinstance(info.value, ImportError)
 
 
 def test_nothing_available_lists_every_reason_and_the_extras(
@@ -179,7 +183,8 @@ def test_numbers_off_on_this_device_reject_the_candidate(tiny_bundle: Path, tmp_
     write_manifest(bundle, manifest)
     es = eyesdk.EyeState(model=bundle)
     assert (es.backend, es.precision) == ("onnxruntime", "fp32")
-    assert "differ from the bundle's reference by 1 > tolerance" in es.rejected[0][1]
+    assert es.rejected[0][1].kind is RejectionKind.NUMBERS_OFF
+    assert "differ from the bundle's reference by 1 > tolerance" in str(es.rejected[0][1])
     with pytest.raises(BackendUnavailableError, match="tflite fp32 cannot run here: .* differ from the bundle's"):
         eyesdk.EyeState(model=bundle, backend="tflite", precision="fp32")
 

@@ -6,7 +6,9 @@ run as a loop of fixed-size calls. Integer I/O files (full int8) are fed by quan
 input tensor's scale/zero-point and their output is dequantized the same way, so callers always see float logits.
 
 The interpreter is not thread-safe (``set_tensor``/``invoke``/``get_tensor`` share buffers), so one lock serialises
-calls; for batch-1 latency that costs ~0.1 µs uncontended.
+calls; for batch-1 latency that costs ~0.1 µs uncontended. The interpreter is built from the verified bytes
+(``model_content``), never from a path; a forked child re-creates it (and so its lock) on its first call, since a
+lock held by a parent thread inside ``invoke`` stays held in the child forever.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import one_logit_per_crop, run_in_fixed_batches
+from .base import BaseRunner, ModelFiles
 
 
 def _interpreter_class():
@@ -27,11 +29,11 @@ def _interpreter_class():
     return Interpreter
 
 
-class TfliteRunner:
+class TfliteRunner(BaseRunner):
     name = "tflite"
 
-    def __init__(self, path: Path, threads: int) -> None:
-        self._interpreter = _interpreter_class()(model_path=str(path), num_threads=int(threads))
+    def _open(self) -> None:
+        self._interpreter = _interpreter_class()(model_content=self._source.main, num_threads=int(self._threads))
         self._interpreter.allocate_tensors()
         (inp,) = self._interpreter.get_input_details()
         out = self._interpreter.get_output_details()[0]
@@ -83,13 +85,7 @@ class TfliteRunner:
             out *= scale
         return out
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape[0] == self.fixed_batch:
-            return one_logit_per_crop(self._run_direct(batch), batch.shape[0], "tflite")
-        return one_logit_per_crop(run_in_fixed_batches(self._run_direct, batch, self.fixed_batch), batch.shape[0],
-                                 "tflite")
 
-
-def load(path: Path, threads: int) -> TfliteRunner:
+def load(source: ModelFiles | Path, threads: int) -> TfliteRunner:
     """Open a .tflite file with ``threads`` interpreter threads (XNNPACK delegate as LiteRT applies it by default)."""
-    return TfliteRunner(path, threads)
+    return TfliteRunner(source, threads)

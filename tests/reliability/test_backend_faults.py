@@ -33,7 +33,7 @@ import eyesdk
 from eyesdk import backends, selection
 from eyesdk.errors import BackendRuntimeError, BackendUnavailableError, EyeSDKError
 from eyesdk.formats import format_of_backend
-from eyesdk.selection import X86_ORDER, Candidate
+from eyesdk.selection import X86_ORDER, Candidate, RejectionKind
 
 _real_load_backend = backends.load_backend
 
@@ -92,8 +92,9 @@ def test_broken_runtime_import_makes_auto_fall_back(
     assert (es.backend, es.precision) == ("onnxruntime", "fp32")
     ((candidate, reason),) = es.rejected
     assert candidate == Candidate("tflite", "fp32")
-    assert reason.startswith("failed to load eyestate_fp32.tflite: ImportError: lib")  # LiteRT, then tflite_runtime
-    assert "cannot open shared object file" in reason
+    assert reason.kind is RejectionKind.LOAD_FAILED
+    assert str(reason).startswith("failed to load eyestate_fp32.tflite: ImportError: lib")  # LiteRT, tflite_runtime
+    assert "cannot open shared object file" in str(reason)
     assert [r.levelno for r in caplog.records] == [logging.WARNING]  # present but broken: a warning, not info
     assert "passed over tflite fp32: failed to load" in caplog.records[0].getMessage()
 
@@ -135,8 +136,8 @@ def faulty_backend(monkeypatch: pytest.MonkeyPatch, backend: str, after: int = 0
         if name != backend:
             return module
 
-        def load(path: Path, threads: int) -> Faulty:
-            made.append(Faulty(module.load(path, threads), failing=True, after=after))
+        def load(source: Any, threads: int) -> Faulty:
+            made.append(Faulty(module.load(source, threads), failing=True, after=after))
             return made[-1]
 
         return SimpleNamespace(load=load)
@@ -155,8 +156,9 @@ def test_runtime_failing_on_the_probe_makes_auto_fall_back(
     assert (es.backend, es.precision) == ("onnxruntime", "fp32")
     ((candidate, reason),) = es.rejected
     assert candidate == Candidate("tflite", "fp32")
-    assert reason == ("eyestate_fp32.tflite loaded but failed on the probe: RuntimeError: [ONNXRuntimeError] : 6 : "
-                      "RUNTIME_EXCEPTION : tflite kernel fault")
+    assert reason.kind is RejectionKind.PROBE_FAILED
+    assert str(reason) == ("eyestate_fp32.tflite loaded but failed on the probe: RuntimeError: [ONNXRuntimeError] : "
+                           "6 : RUNTIME_EXCEPTION : tflite kernel fault")
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
 
 
@@ -209,7 +211,7 @@ def test_runtime_error_in_auto_mode_does_not_switch_either(tiny_bundle: Path, mo
     # A new EyeState re-runs selection: a runtime that now fails at once fails its probe, and auto passes over it.
     faulty_backend(monkeypatch, "tflite", after=0)
     fresh = eyesdk.EyeState(model=tiny_bundle)
-    assert fresh.backend != "tflite" and "failed on the probe" in fresh.rejected[0][1]
+    assert fresh.backend != "tflite" and fresh.rejected[0][1].kind is RejectionKind.PROBE_FAILED
 
 
 def test_input_errors_are_not_reported_as_backend_faults(tiny_bundle: Path) -> None:
