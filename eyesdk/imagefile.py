@@ -309,7 +309,7 @@ def _read_file(path: Path) -> bytes:
                 raise InvalidCropError(f"{path}: the file is empty (0 bytes), not an image")
             return read_capped(handle, size, MAX_FILE_BYTES)
     except RefusedFileError as exc:
-        raise InvalidCropError(f"{path}: {exc}, not an image") from None
+        raise InvalidCropError(f"{path}: {str(exc).removeprefix('is ')}, not an image") from None
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

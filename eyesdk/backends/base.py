@@ -195,10 +195,22 @@ class BaseRunner:
 
     # -- fork --------------------------------------------------------------------------------------------------
 
+    def _fork_refusal(self) -> str | None:
+        """Why this runner cannot be re-created in a forked child, or None (overridden where a runtime cannot)."""
+        return None
+
     def _after_fork_in_child(self, quiesced: bool) -> None:
-        """Route the next call through a rebuild: the runtime's threads and locks did not survive the fork."""
+        """Route the next call through a rebuild: the runtime's threads and locks did not survive the fork. What the
+        parent built is kept for good: destroying it would join worker threads that do not exist here."""
+        _keep_forever(dict(self.__dict__))
         self._rebuild_lock = threading.Lock()
-        self._run_direct = self._rebuild_then_run if quiesced else self._refuse_forked  # shadows the method
+        if not quiesced:
+            self._refusal = (f"this process was forked while a {self.name} call ran for over {FORK_WAIT_S:.0f} s in "
+                             "its parent, so the runtime's state here cannot be trusted: create the EyeState in the "
+                             "child process (after the fork), or start workers with the 'spawn' method")
+        else:
+            self._refusal = self._fork_refusal()
+        self._run_direct = self._rebuild_then_run if self._refusal is None else self._refuse_forked  # shadows it
 
     def _rebuild_then_run(self, batch: np.ndarray) -> np.ndarray:
         with self._rebuild_lock:
@@ -209,13 +221,22 @@ class BaseRunner:
         return self._run_direct(batch)
 
     def _refuse_forked(self, batch: np.ndarray) -> np.ndarray:
-        raise RuntimeError(
-            f"this process was forked while a {self.name} call ran for over {FORK_WAIT_S:.0f} s in its parent; the "
-            "runtime cannot be trusted here: create the EyeState in the child (or use the 'spawn' start method)"
-        )
+        raise RuntimeError(self._refusal)
 
 
 _LIVE: weakref.WeakSet[BaseRunner] = weakref.WeakSet()
+_KEPT: list[Any] = []
+
+
+def _keep_forever(obj: Any) -> None:
+    """Never free obj, not even when the interpreter exits: a forked child that freed its parent's OpenVINO compiled
+    model aborted (std::system_error from joining a thread of the parent), on first use or in its exit-time GC."""
+    try:
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))  # a reference no finalizer knows about
+    except (ImportError, AttributeError, OSError):  # no ctypes here: a module-level list, freed only at exit
+        _KEPT.append(obj)
 _REGISTRY = threading.Lock()
 _FORKING: list[tuple[BaseRunner, bool]] = []  # runners seen by the fork hook, and whether their calls were quiesced
 

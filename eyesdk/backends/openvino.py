@@ -10,9 +10,12 @@ IR keeps its quantized ops in int8; only the float parts around them follow the 
 The IR is read from the verified bytes: the .xml as the model, its .bin as a weights tensor (never a path).
 
 Threads: an ``InferRequest`` is not re-entrant, so each calling thread lazily gets its own request from the one
-compiled model (no lock on the hot path, and several threads can infer at once). Fork: a child forked while another
-thread was inside ``infer`` hung, even with a fresh ``Core`` (the plugin's state was caught mid-call), so this
-runner is ``gated``: each thread's calls hold its own lock, which the fork hook takes to wait them out.
+compiled model (no lock on the hot path, and several threads can infer at once).
+
+Fork: a child forked while another thread was inside ``infer`` hung, even with a fresh ``Core`` (the plugin's state
+was caught mid-call), so this runner is ``gated``: each thread's calls hold their own lock, which the fork hook takes
+to wait them out. With more than one inference thread, the CPU plugin's TBB worker pool does not survive a fork at
+all (a re-created model hung in ``infer`` in the child), so such a runner refuses to run in a child, saying why.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ class OpenVinoRunner(BaseRunner):
         }
         self._compiled = core.compile_model(model, "CPU", config)
         self._local = threading.local()
+
+    def _fork_refusal(self) -> str | None:
+        if self._threads == 1:
+            return None
+        return (f"OpenVINO with threads={self._threads} cannot run in a forked child: its CPU plugin's worker pool "
+                "does not survive fork; use threads=1 (which does), or start workers with the 'spawn' method")
 
     def _bound(self) -> tuple[object, np.ndarray, threading.Lock]:
         """This thread's request with an input tensor bound once, and its fork-gate lock; the hot path copies 4 KB

@@ -264,7 +264,8 @@ def test_cache_with_malformed_fields_is_ignored_not_fatal(
     device = probe()
     data = tune.TuneResult("openvino", "int8", {}, threads=1, fingerprint=device.fingerprint,
                            bundle_sha256=bundle.sha256).to_dict()
-    text = json.dumps(data)[:-1] + ", " + content + "}"
+    data.update(json.loads("{" + content + "}"))
+    text = json.dumps(data)
     path = tune.cache_path(bundle)
     path.parent.mkdir(parents=True)
     path.write_text(text)
@@ -293,7 +294,7 @@ def test_autotune_survives_a_cache_it_cannot_write(
 # -- fork (issue 14 #10) ---------------------------------------------------------------------------------------------
 
 _FORK_DRIVER = """
-import os, signal, sys, threading, time
+import gc, os, signal, sys, threading, time
 import numpy as np
 import eyesdk
 
@@ -317,12 +318,18 @@ for _ in range(forks):
         signal.alarm(10)
         try:
             ok = es.predict(crop).logit == expected and len(es.predict_batch([crop] * 3)) == 3
-            os._exit(0 if ok else 3)
-        except BaseException as exc:
+            code = 0 if ok else 3
+        except eyesdk.BackendRuntimeError as exc:
+            print("child refused:", exc, flush=True)
+            code = 5
+        except Exception as exc:
             print("child:", type(exc).__name__, exc, flush=True)
-            os._exit(4)
+            code = 4
+        gc.collect()  # freeing what the parent's runtime built aborted OpenVINO children
+        os._exit(code)  # as multiprocessing's workers leave (onnxruntime's own exit handlers hang in a forked child)
     _, status = os.waitpid(pid, 0)
-    outcomes.append("hung" if os.WIFSIGNALED(status) else {0: "ok", 3: "wrong"}.get(os.WEXITSTATUS(status), "error"))
+    outcomes.append("hung" if os.WIFSIGNALED(status) else
+                    {0: "ok", 3: "wrong", 5: "refused"}.get(os.WEXITSTATUS(status), "error"))
 stop = True
 worker.join()
 print("outcomes", " ".join(outcomes))
@@ -344,4 +351,9 @@ def test_forked_children_can_predict(tiny_bundle: Path, tmp_path: Path, backend:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     outcomes = next(line for line in out.stdout.splitlines() if line.startswith("outcomes")).split()[1:]
-    assert outcomes == ["ok"] * 12, out.stdout
+    if backend == "openvino" and threads > 1:  # its TBB pool cannot survive fork: a clear refusal, never a hang
+        assert outcomes == ["refused"] * 12, out.stdout
+        assert "OpenVINO with threads=2 cannot run in a forked child" in out.stdout
+        assert "use threads=1 (which does), or start workers with the 'spawn' method" in out.stdout
+    else:
+        assert outcomes == ["ok"] * 12, out.stdout

@@ -419,16 +419,20 @@ def test_a_tiny_file_declaring_a_huge_chunk_allocates_nothing_big(es: eyesdk.Eye
 
 
 def test_largest_accepted_file_decodes_within_its_own_size(es: eyesdk.EyeState, scratch: Path) -> None:
-    """8192 x 6103 = 49,995,776 pixels, just under the 50 M limit: decoded, classified, memory ~ a few x pixels."""
+    """8192 x 512 = 4,194,304 pixels, exactly the limit (a crop is never more): decoded and classified within the
+    bound a file gets, 16 MiB + 24 x (4 x its size + 1 MiB), although it compresses to a few KB."""
     pytest.importorskip("PIL")
-    image = np.zeros((6103, 8192), np.uint8)
+    image = np.zeros((512, 8192, 3), np.uint8)
     image[::5] = 255
-    path = scratch / "largest.png"
-    path.write_bytes(_image_bytes(image, "PNG", compress_level=1))
+    data = _image_bytes(image, "PNG", compress_level=1)
+    (scratch / "largest.png").write_bytes(data)
     del image
-    assert imagefile.MAX_PIXELS == 50_000_000
-    with guarded(8192 * 6103):  # the bound is 24 bytes per decoded pixel: decode + float32 copy fit easily
-        check_prediction(es, es.predict(path))
+    assert imagefile.MAX_PIXELS == 8192 * 512
+    with guarded(4 * len(data) + (1 << 20)):
+        check_prediction(es, es.predict(scratch / "largest.png"))
+    (scratch / "over.png").write_bytes(_png(8192, 513))
+    with pytest.raises(InvalidCropError, match=r"over\.png: 8192x513 = 4202496 pixels is over the limit of 4194304"):
+        es.predict(scratch / "over.png")
 
 
 @pytest.mark.parametrize(("shape", "ok"), [((8, 8), True), ((7, 8), False), ((8192, 8), True), ((8, 8193), False)])

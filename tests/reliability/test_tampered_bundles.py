@@ -138,7 +138,7 @@ TAMPERING: list[tuple[str, Callable[[Path], None], str]] = [
     ("nan-threshold", lambda b: edit_manifest(b, threshold=float("nan")), r"'threshold' must be a probability"),
     ("truncated-manifest", _truncated_manifest, "manifest.json is not valid JSON"),
     ("empty-manifest", _raw_manifest(b""), "manifest.json is not valid JSON"),
-    ("non-utf8-manifest", _raw_manifest(b'{"schema": "\xff\xfe"}'), "manifest.json is not valid JSON"),
+    ("non-utf8-manifest", _raw_manifest(b'{"schema": "\xff\xfe"}'), "manifest.json is not UTF-8"),
     ("manifest-directory", _manifest_is_a_directory, "manifest.json cannot be read"),
 ]
 
