@@ -9,17 +9,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendRuntimeError, BackendUnavailableError, EyeSDKError, InvalidCropError, ModelIntegrityError
+from .errors import (
+    ArtifactNotFoundError,
+    BackendRuntimeError,
+    BackendUnavailableError,
+    EyeSDKError,
+    InvalidCropError,
+    MissingDependencyError,
+    ModelIntegrityError,
+)
 
 __version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic), import reads no metadata
 
 __all__ = [
+    "ArtifactNotFoundError",
     "BackendRuntimeError",
     "BackendUnavailableError",
     "EyePrediction",
     "EyeSDKError",
     "EyeState",
     "InvalidCropError",
+    "MissingDependencyError",
     "ModelIntegrityError",
     "__version__",
     "available_backends",

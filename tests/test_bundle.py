@@ -445,3 +445,50 @@ def _npz(probe) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, probe=probe)
     return buffer.getvalue()
+
+
+def test_a_listed_file_that_cannot_be_read_again_is_refused(damaged: Path) -> None:
+    verified = load_bundle(damaged)
+    (damaged / "probe.npy").unlink()
+    with pytest.raises(ModelIntegrityError, match=r"file 'probe\.npy' is missing"):
+        verified.probe()
+    os.mkfifo(damaged / "probe.npy")
+    with pytest.raises(ModelIntegrityError, match=r"file 'probe\.npy' cannot be read: is not a regular file"):
+        verified.probe()
+    (damaged / "probe.npy").unlink()
+    (damaged / "probe.npy").write_bytes(b"short")
+    with pytest.raises(ModelIntegrityError, match=r"file 'probe\.npy' is 5 bytes; the manifest says \d+"):
+        verified.probe()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"sha256": "0" * 63, "size": 1}, {"sha256": "g" * 64, "size": 1}, {"sha256": "0" * 64, "size": -1},
+     {"sha256": "0" * 64, "size": True}, {"sha256": "0" * 64, "size": 1.0}, ["sha256", "size"]],
+)
+def test_checksum_entries_must_be_well_formed(damaged: Path, entry: object) -> None:
+    manifest = read_manifest(damaged)
+    manifest["files"]["probe.npy"] = entry
+    write_manifest(damaged, manifest)
+    with pytest.raises(ModelIntegrityError, match=r"files\['probe\.npy'\] must be \{'sha256': 64 hex digits"):
+        load_bundle(damaged)
+
+
+def test_an_onnx_artifact_that_is_not_protobuf_is_refused(damaged: Path) -> None:
+    (damaged / "eyestate_fp16.onnx").write_bytes(b"\x3a\xff\xff\xff\xff\x0f not a model")
+    rehash(damaged, "eyestate_fp16.onnx")
+    with pytest.raises(ModelIntegrityError, match=r"'eyestate_fp16\.onnx' is not a well-formed onnx model"):
+        load_bundle(damaged)
+
+
+def test_a_probe_of_the_wrong_shape_is_refused(damaged: Path) -> None:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((4, 1, 8, 8), np.float32))
+    (damaged / "probe.npy").write_bytes(buffer.getvalue())
+    rehash(damaged, "probe.npy")
+    with pytest.raises(ModelIntegrityError, match=r"probe file 'probe\.npy' has shape \(4, 1, 8, 8\) float32"):
+        load_bundle(damaged).probe()

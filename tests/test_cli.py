@@ -149,3 +149,11 @@ def test_a_newline_in_a_file_name_cannot_forge_a_result_line(tiny_bundle: Path, 
     records = [json.loads(line) for line in invoke("predict", forged, "--model", tiny_bundle, "--json").output
                .splitlines()]
     assert [r["image"] for r in records] == [str(forged)]
+
+
+def test_info_without_a_home_directory(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eyesdk import tune
+
+    monkeypatch.setattr(tune, "cache_dir", lambda: None)
+    data = json.loads(invoke("info", "--model", tiny_bundle, "--json").output)
+    assert data["cache_dir"] is None and data["cached_choice"] is None

@@ -302,3 +302,31 @@ def test_the_largest_accepted_file_stays_within_its_memory_bound(tmp_path: Path,
     assert x.shape == (32, 32)
     bound = (16 << 20) + 24 * (4 * size + (1 << 20))
     assert peak <= bound, f"{peak / 2**20:.1f} MiB for a {size}-byte file (bound {bound / 2**20:.1f} MiB)"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x89PNG", "no SOI marker"),
+        (b"\xff\xd8\x00\x00", "expected a marker at byte 2"),
+        (b"\xff\xd8\xff\xe0\x00", "segment length runs past the end"),
+        (b"\xff\xd8\xff\xe0\x00\x10abc", "segment 0xE0 runs past the end"),
+        (b"\xff\xd8\xff\xc0\x00\x05abc", "short frame header"),
+        (b"\xff\xd8\xff\xda\x00\x05\x02ab", "malformed scan header"),
+    ],
+)
+def test_jpeg_layout_says_where_it_loses_the_structure(data: bytes, message: str) -> None:
+    """A structure this reader cannot follow is left to the decoder (read_image does not refuse on it)."""
+    with pytest.raises(ValueError, match=message):
+        imagefile.jpeg_layout(data)
+
+
+def test_jpeg_layout_finds_frame_scans_and_exif() -> None:
+    rgb = np.random.default_rng(4).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    data = _jpeg(rgb, progressive=True, exif=b"Exif\0\0" + _tiff_exif([ORIENTATION_6]))
+    layout = imagefile.jpeg_layout(data)
+    assert layout.sof == 0xC2 and len(layout.components) == 3 and len(layout.scans) > 3
+    assert all(data[s.end : s.end + 2] in (b"\xff\xd9", b"\xff\xda", b"\xff\xc4") for s in layout.scans)
+    ((start, body, end),) = layout.exif
+    assert data[start : start + 2] == b"\xff\xe1" and data[body : body + 6] == b"Exif\0\0"
+    assert imagefile.exif_orientation(data[body:end]) == 6

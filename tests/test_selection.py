@@ -15,7 +15,7 @@ from eyesdk import backends, selection
 from eyesdk.bundle import load_bundle
 from eyesdk.device import DeviceInfo
 from eyesdk.errors import ArtifactNotFoundError, BackendUnavailableError
-from eyesdk.formats import BACKENDS, PRECISIONS
+from eyesdk.formats import BACKENDS, PRECISIONS, format_of_backend
 from eyesdk.selection import ARM_ORDER, X86_ORDER, Candidate, Rejection, RejectionKind
 
 _real_load_backend = backends.load_backend
@@ -217,7 +217,22 @@ def test_tflite_falls_back_to_tflite_runtime_name(monkeypatch: pytest.MonkeyPatc
     assert backends.available_backends() == ["tflite"]
 
 
-def test_backend_versions_come_from_metadata() -> None:
-    for name in backends.available_backends():
-        version = backends.backend_version(name)
-        assert version is None or version.split(" ")[1][0].isdigit()
+def test_backend_versions_come_from_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first installed distribution of the format table's list names the version; none installed is None."""
+    from importlib import metadata
+
+    installed = {"tflite-runtime": "2.14.0", "onnxruntime-gpu": "1.20.1"}
+
+    def version(dist: str) -> str:
+        if dist not in installed:
+            raise metadata.PackageNotFoundError(dist)
+        return installed[dist]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(metadata, "version", version)
+        assert backends.backend_version("tflite") == "tflite-runtime 2.14.0"  # ai-edge-litert is tried first
+        assert backends.backend_version("onnxruntime") == "onnxruntime-gpu 1.20.1"
+        assert backends.backend_version("openvino") is None
+    for name in backends.available_backends():  # and the real metadata of whatever is installed here
+        dist, number = backends.backend_version(name).split(" ")
+        assert dist in format_of_backend(name).distributions and number[0].isdigit()

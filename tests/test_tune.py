@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -229,8 +230,12 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
     upgraded, other_cpu = device(ort="ort 1.3"), device(cpu="Intel Xeon")
     assert a.fingerprint == same.fingerprint and a.fingerprint.startswith("x86_64-")
     assert len({a.fingerprint, upgraded.fingerprint, other_cpu.fingerprint}) == 3
-    assert probe().fingerprint == probe().fingerprint
-    assert json.loads(json.dumps(probe().to_dict()))["fingerprint"] == probe().fingerprint
+    # Two real probes of this machine, not one cached object compared with itself (probe() is an lru_cache).
+    first = probe.__wrapped__()
+    second = probe.__wrapped__()
+    assert first is not second and first.fingerprint == second.fingerprint == probe().fingerprint
+    assert json.loads(json.dumps(first.to_dict()))["fingerprint"] == first.fingerprint
+    assert DeviceInfo(**{**asdict(first), "cpu_count": first.cpu_count + 1}).fingerprint != first.fingerprint
 
 
 def test_parse_cpuinfo_x86_and_arm() -> None:
@@ -315,3 +320,11 @@ def test_no_home_directory_means_no_cache(monkeypatch: pytest.MonkeyPatch, bundl
     monkeypatch.setenv("EYESDK_CACHE_DIR", "~nosuchuser/eyesdk")
     assert tune.cache_dir() is None
     eyesdk.EyeState(model=bundle.path)
+
+
+def test_writing_without_a_cache_directory_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch, bundle: Bundle) -> None:
+    monkeypatch.setattr(tune, "cache_dir", lambda: None)
+    result = tune.TuneResult("onnxruntime", "fp32", {}, threads=1)
+    assert tune.cache_path(bundle) is None and tune.read_cache(bundle) is None
+    with pytest.raises(OSError, match="no tuning cache directory here .*set EYESDK_CACHE_DIR"):
+        tune.write_cache(result, bundle)

@@ -343,6 +343,134 @@ def test_predict_on_corrupt_files(es: eyesdk.EyeState, seeds: dict[str, bytes], 
         check_prediction(es, r)
 
 
+# -- image headers and EXIF: structured mutations that keep checksums and lengths valid ------------------------------
+# Random bytes rarely get past a PNG's CRCs or a JPEG's segment lengths; these properties rewrite the fields a decoder
+# trusts (sizes, depths, colour types, sampling factors, BMP offsets) with checksums recomputed, and build EXIF blocks
+# (random byte order, IFD offsets, tags, types, counts, values; MPO files too) around valid pixels.
+
+HEADER_INTS = st.one_of(st.sampled_from([0, 1, 2, 7, 8, 9, 16, 255, 2048, 2049, 8192, 8193, 65535, 2**31 - 1,
+                                         2**32 - 1]), st.integers(0, 2**32 - 1))
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+@st.composite
+def png_headers(draw: st.DrawFn, seed: bytes) -> bytes:
+    """A valid PNG whose IHDR fields are rewritten (CRC recomputed), optionally with its IDAT re-compressed."""
+    width, height, depth, colour, compression, filt, interlace = struct.unpack(">IIBBBBB", seed[16:29])
+    fields = [width, height, depth, colour, compression, filt, interlace]
+    for i in draw(st.lists(st.integers(0, 6), min_size=1, max_size=3)):
+        fields[i] = draw(HEADER_INTS) if i < 2 else draw(st.sampled_from([0, 1, 2, 3, 4, 6, 8, 16, 255]))
+    fields[:2] = [min(f, 2**31 - 1) for f in fields[:2]]  # PNG forbids more; struct needs it to fit
+    ihdr = struct.pack(">IIBBBBB", *fields)
+    return seed[:8] + _chunk(b"IHDR", ihdr) + seed[33:]
+
+
+@st.composite
+def jpeg_headers(draw: st.DrawFn, seed: bytes) -> bytes:
+    """A valid JPEG whose frame header (precision, height, width, components, sampling, table ids) is rewritten."""
+    data = bytearray(seed)
+    sof = data.index(b"\xff\xc0")
+    length = int.from_bytes(data[sof + 2 : sof + 4], "big")
+    for _ in range(draw(st.integers(1, 4))):
+        at = sof + 4 + draw(st.integers(0, length - 3))
+        if at in (sof + 5, sof + 7):  # height, width: 16 bits
+            data[at : at + 2] = struct.pack(">H", draw(HEADER_INTS) & 0xFFFF)
+        else:
+            data[at] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@st.composite
+def bmp_headers(draw: st.DrawFn, seed: bytes) -> bytes:
+    """A valid BMP whose header fields (data offset, sizes, planes, bits per pixel, compression) are rewritten."""
+    data = bytearray(seed)
+    fields = {10: "<I", 18: "<i", 22: "<i", 26: "<H", 28: "<H", 30: "<I", 34: "<I", 46: "<I"}
+    for at in draw(st.lists(st.sampled_from(sorted(fields)), min_size=1, max_size=3)):
+        fmt = fields[at]
+        value = draw(HEADER_INTS)
+        if fmt == "<i":
+            value = value - 2**32 if value >= 2**31 else value
+        data[at : at + struct.calcsize(fmt)] = struct.pack(fmt, value & (0xFFFF if fmt == "<H" else 0xFFFFFFFF)
+                                                           if fmt != "<i" else value)
+    return bytes(data)
+
+
+@given(data=st.data())
+@fuzz_settings(default=200)
+def test_predict_on_fuzzed_headers(es: eyesdk.EyeState, seeds: dict[str, bytes], scratch: Path, data: Any) -> None:
+    kind = data.draw(st.sampled_from(["png-L", "png-RGB", "png-16", "png-P", "jpeg-L", "jpeg-RGB", "bmp-RGB"]))
+    seed = seeds[kind]
+    make = {"png": png_headers, "jpeg": jpeg_headers, "bmp": bmp_headers}[kind.split("-")[0]]
+    content = data.draw(make(seed))
+    path = scratch / f"header.{kind.split('-')[0]}"
+    path.write_bytes(content)
+    r = outcome("predict(header)", lambda: es.predict(path), 4 * len(content) + (1 << 20))
+    if r is not None:
+        check_prediction(es, r)
+
+
+EXIF_TAGS = st.one_of(st.sampled_from([0x0112, 0x010F, 0x0110, 0x011A, 0x0128, 0x0132, 0x013B, 0x8769, 0x8825,
+                                       0xA005, 0x927C]), st.integers(0, 0xFFFF))
+
+
+@st.composite
+def exif_blocks(draw: st.DrawFn) -> tuple[bytes, int]:
+    """(an EXIF block, the orientation a correct reader finds in it: 1 unless a well-formed tag says otherwise)."""
+    order = draw(st.sampled_from(["<", ">"]))
+    entries, orientation = [], 1
+    for _ in range(draw(st.integers(0, 6))):
+        tag, kind = draw(EXIF_TAGS), draw(st.integers(0, 13))
+        count = draw(st.sampled_from([0, 1, 2, 4, 1000, 2**32 - 1]))
+        value = draw(st.binary(min_size=4, max_size=4))
+        if tag == 0x0112 and draw(st.booleans()):  # a well-formed orientation, often
+            kind, count = 3, 1
+            value = struct.pack(order + "H", draw(st.integers(0, 9))) + b"\0\0"
+        entries.append((tag, kind, count, value))
+    for tag, kind, count, value in entries:  # the first orientation tag is the one that counts
+        if tag == 0x0112:
+            number = struct.unpack(order + "H", value[:2])[0]
+            orientation = number if kind == 3 and count == 1 and 1 <= number <= 8 else 1
+            break
+    ifd = 8
+    tiff = (b"II" if order == "<" else b"MM") + struct.pack(order + "H", 42) + struct.pack(order + "I", ifd)
+    tiff += struct.pack(order + "H", len(entries))
+    for tag, kind, count, value in entries:
+        tiff += struct.pack(order + "HHI", tag, kind, count) + value
+    tiff += struct.pack(order + "I", draw(st.sampled_from([0, 8, 26, 2**32 - 1])))
+    tiff += draw(st.binary(max_size=32))
+    if draw(st.integers(0, 4)) == 0:  # and sometimes a few bytes flipped or the block cut short
+        cut = bytearray(tiff)
+        for _ in range(draw(st.integers(1, 3))):
+            cut[draw(st.integers(0, len(cut) - 1))] ^= draw(st.integers(1, 255))
+        tiff = bytes(cut[: draw(st.integers(0, len(cut)))])
+        orientation = None  # unknown: only "no exception, no warning" is checked
+    return b"Exif\0\0" + tiff, orientation
+
+
+@given(block=exif_blocks(), container=st.sampled_from(["JPEG", "MPO"]))
+@fuzz_settings(default=200)
+def test_predict_on_fuzzed_exif(es: eyesdk.EyeState, scratch: Path, block: tuple[bytes, int | None],
+                                container: str) -> None:
+    from PIL import Image
+
+    exif, orientation = block
+    eye = synthetic_eye(True, (20, 28), np.random.default_rng(0))
+    buffer = io.BytesIO()
+    extra = {"save_all": True, "append_images": [Image.fromarray(eye)]} if container == "MPO" else {}
+    Image.fromarray(eye).save(buffer, container, exif=exif, quality=95, **extra)
+    path = scratch / f"exif.{container.lower()}"
+    path.write_bytes(buffer.getvalue())
+    pixels = outcome("read_image(exif)", lambda: imagefile.read_image(path), 4 * len(buffer.getvalue()) + (1 << 20))
+    if pixels is not None and orientation is not None:  # the tag's rotation applied, nothing else
+        assert pixels.shape == ((28, 20) if orientation >= 5 else (20, 28))
+    r = outcome("predict(exif)", lambda: es.predict(path), 4 * len(buffer.getvalue()) + (1 << 20))
+    if r is not None:
+        check_prediction(es, r)
+
+
 # -- a fixed corpus: the cases a random search is unlikely to build -----------------------------------------------
 
 
