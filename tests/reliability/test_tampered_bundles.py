@@ -210,6 +210,58 @@ def test_empty_subdirectory_is_harmless(damaged: Path) -> None:
     assert load_bundle(damaged).sha256 == load_bundle(damaged).sha256
 
 
+def test_a_file_swapped_during_loads_is_never_what_runs(damaged: Path) -> None:
+    """Issue 14 #1, raced: a thread keeps swapping one artifact (os.replace) between its verified bytes and a
+    same-size impostor while EyeStates are built from the directory and from one Bundle verified before the race.
+    Before the fix ~24 % of loads in such a race ran unverified bytes (here: failed to parse them). Now every load
+    either refuses the bundle (ModelIntegrityError) or runs the verified bytes: its logits are the reference's."""
+    import threading
+    import time
+
+    import numpy as np
+    from synthetic import synthetic_eye
+
+    if "onnxruntime" not in backends.available_backends():
+        pytest.skip("the race uses onnxruntime")
+    target = damaged / "eyestate_fp32.onnx"
+    good = target.read_bytes()
+    bad = bytes(len(good))  # the same size: only the checksum can tell
+    (damaged.parent / "good.onnx").write_bytes(good)
+    (damaged.parent / "bad.onnx").write_bytes(bad)
+    crop = synthetic_eye(True, (40, 60))
+    reference = eyesdk.EyeState(model=damaged, backend="onnxruntime", precision="fp32").predict(crop).logit
+    verified = load_bundle(damaged)
+    stop = threading.Event()
+
+    def swapper() -> None:
+        import shutil
+
+        while not stop.is_set():
+            for source in ("bad.onnx", "good.onnx"):
+                shutil.copyfile(damaged.parent / source, damaged.parent / "next.onnx")
+                os.replace(damaged.parent / "next.onnx", target)
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    outcomes: dict[str, int] = {"ran verified bytes": 0, "refused": 0}
+    deadline = time.monotonic() + 3.0
+    try:
+        while time.monotonic() < deadline:
+            for model in (damaged, verified):
+                try:
+                    es = eyesdk.EyeState(model=model, backend="onnxruntime", precision="fp32")
+                except ModelIntegrityError:
+                    outcomes["refused"] += 1
+                    continue
+                assert es.predict(crop).logit == reference
+                outcomes["ran verified bytes"] += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert sum(outcomes.values()) >= 10 and outcomes["refused"] > 0, outcomes
+    assert np.isfinite(reference)
+
+
 # -- no pickles anywhere ----------------------------------------------------------------------------------------------
 
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
