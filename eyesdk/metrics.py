@@ -1,8 +1,9 @@
 """Metrics, calibration and separability shared by training, export validation and benchmarks.
 
-Numpy only: the converters (training, evaluation, export validation) and the benchmarks import this module; the
-edge runtime (``eyesdk.api`` and what it loads) does not. Numpy only all the same, so the benchmarks run on a
-runtime-only install without torch, scipy or scikit-learn. Every function takes the model's single "open" logit (or the probability derived from it):
+The converters (training, evaluation, export validation) and the benchmarks import this module; the edge runtime
+(``eyesdk.api`` and what it loads) does not. Numpy only, so the benchmarks run on a runtime-only install without
+torch, scipy or scikit-learn. Every function takes the model's single "open" logit (or the probability derived
+from it):
 
 * ``y``: labels, 0 = closed, 1 = open (the positive class everywhere, including F1 and AUC);
 * ``z``: raw logits; ``p = sigmoid(z / T)`` is the calibrated probability of "open";
