@@ -3,7 +3,6 @@ validation, atomic checkpoints every epoch and resume after an interruption (eve
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -15,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from eyesdk.metrics import balanced_accuracy, fit_temperature, log_loss, roc_auc, sigmoid
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
@@ -22,7 +23,8 @@ from eyesdk.progress import Progress
 
 from .augment import AugmentConfig, augment
 from .checkpoint import read_checkpoint, save_checkpoint
-from .model import build_model, count_macs, count_params
+from .flops import count_macs
+from .model import build_model, count_params
 
 
 @dataclass
@@ -102,11 +104,32 @@ def predict_embeddings(model: nn.Module, x_std: np.ndarray, batch: int = 2048) -
         return torch.cat([model.embed(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
 
-def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+def lr_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int) -> LRScheduler:
+    """Per-step learning rate: linear warm-up from lr / warmup to lr over `warmup` steps, then a cosine to 0 at
+    `total_steps` (torch's LinearLR then CosineAnnealingLR): step s < warmup gets lr * (s + 1) / warmup."""
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup))
+    if warmup <= 0:
+        return cosine
+    ramp = LinearLR(optimizer, start_factor=1.0 / warmup, end_factor=1.0, total_iters=max(1, warmup - 1))
+    return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+
+
+def ema_of(model: nn.Module, decay: float, warmup: int) -> AveragedModel:
+    """torch's EMA (``AveragedModel`` + ``get_ema_multi_avg_fn``) of the weights and BatchNorm statistics.
+
+    Until warm-up is over (the first ``warmup + 1`` updates) it copies the model instead of averaging, so the
+    average never carries the random initialisation; integer buffers (BatchNorm's batch counter) are copied.
+    """
+    average = get_ema_multi_avg_fn(decay)
+
+    def update(ema_tensors: list[torch.Tensor], tensors: list[torch.Tensor], updates: torch.Tensor) -> None:
+        if int(updates) <= warmup or not ema_tensors[0].dtype.is_floating_point:
+            for e, m in zip(ema_tensors, tensors, strict=True):
+                e.copy_(m)
+        else:
+            average(ema_tensors, tensors, updates)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True).eval()
 
 
 def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, pos_weight: torch.Tensor,
@@ -140,9 +163,10 @@ class _Run:
     """What one training run carries from epoch to epoch (and what last.pt stores to resume it)."""
 
     model: nn.Module
-    ema: nn.Module
+    ema: AveragedModel
     teacher: nn.Module | None
     optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
     generator: torch.Generator
     pos_weight: torch.Tensor
     draw: torch.Tensor  # per-sample draw weights
@@ -192,7 +216,7 @@ def train(
         t0 = time.time()
         loss = _train_epoch(run, epoch, x_all, y_all, cfg, contract, progress)
         metrics = {"epoch": epoch + 1, "train_loss": loss, "seconds": time.time() - t0,
-                   **_validate(run.ema, x_val, y_val)}
+                   **_validate(run.ema.module, x_val, y_val)}
         _end_epoch(run, epoch, metrics, out_dir, meta, progress)
     return _finish(out_dir, x_val, y_val, cfg, run.history, meta)
 
@@ -204,7 +228,8 @@ def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig) ->
     weights = sampling_weights(sources, cfg.source_weights)
     pos_weight = torch.tensor(positive_weight(y_train, weights), dtype=torch.float32)
     model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
-    ema = copy.deepcopy(model).eval()
+    steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
     teacher = None
     if cfg.teacher:
         from .checkpoint import load_model
@@ -212,10 +237,11 @@ def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig) ->
         teacher, _ = load_model(cfg.teacher)
         teacher.eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = steps_per_epoch * cfg.epochs
     gen = torch.Generator().manual_seed(cfg.seed)
-    steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
-    return _Run(model, ema, teacher, optimizer, gen, pos_weight, torch.from_numpy(weights), steps_per_epoch,
-                total_steps=steps_per_epoch * cfg.epochs, warmup=int(cfg.warmup_epochs * steps_per_epoch))
+    return _Run(model, ema_of(model, cfg.ema_decay, warmup), teacher, optimizer,
+                lr_schedule(optimizer, total_steps, warmup), gen, pos_weight, torch.from_numpy(weights),
+                steps_per_epoch, total_steps, warmup)
 
 
 def _resume(run: _Run, last: Path, cfg: TrainConfig, progress: bool) -> None:
@@ -223,9 +249,13 @@ def _resume(run: _Run, last: Path, cfg: TrainConfig, progress: bool) -> None:
     state = read_checkpoint(last)
     if state.get("train_config") != cfg.to_dict():
         raise ValueError(f"{last} was written with another training config; use a new --out or --no-resume")
+    if "scheduler" not in state:
+        raise ValueError(f"{last} was written by an older eyesdk (no scheduler state); use --no-resume")
     run.model.load_state_dict(state["state_dict"])
-    run.ema.load_state_dict(state["ema_state_dict"])
+    run.ema.module.load_state_dict(state["ema_state_dict"])
+    run.ema.n_averaged.fill_((state["epoch"] + 1) * run.steps_per_epoch)
     run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
     run.generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     run.start_epoch, run.best_score, run.best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
@@ -249,9 +279,6 @@ def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor
     running = 0.0
     with Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress) as bar:
         for step in range(run.steps_per_epoch):
-            global_step = epoch * run.steps_per_epoch + step
-            for group in run.optimizer.param_groups:
-                group["lr"] = _lr_at(global_step, run.total_steps, run.warmup, cfg.lr)
             batch_idx = idx[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             xb = augment(x_all[batch_idx], cfg.augment, run.generator)
             xb = torch.from_numpy(standardize(xb.numpy() * 255.0, contract.std_floor))
@@ -259,7 +286,8 @@ def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             run.optimizer.step()
-            _ema_update(run.ema, run.model, cfg.ema_decay if global_step > run.warmup else 0.0)
+            run.scheduler.step()
+            run.ema.update_parameters(run.model)
             running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
             if progress and step % 10 == 0:
                 bar.postfix(loss=f"{running:.4f}")
@@ -274,15 +302,15 @@ def _end_epoch(run: _Run, epoch: int, metrics: dict[str, float], out_dir: Path, 
     score = metrics["val_bacc"] + 0.1 * metrics["val_auc"] - 0.01 * metrics["val_nll"]
     if score > run.best_score:
         run.best_score, run.best_epoch = score, epoch
-        save_checkpoint(out_dir / "best.pt", run.ema, epoch=epoch, **meta)
+        save_checkpoint(out_dir / "best.pt", run.ema.module, epoch=epoch, **meta)
     if progress:
         print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f}  val bacc {metrics['val_bacc']:.4f}  "
               f"auc {metrics['val_auc']:.4f}  nll {metrics['val_nll']:.4f}  ({metrics['seconds']:.0f} s)"
               + ("  *best*" if run.best_epoch == epoch else ""))
-    save_checkpoint(out_dir / "last.pt", run.model, ema_state_dict=run.ema.state_dict(),
-                    optimizer=run.optimizer.state_dict(), generator=run.generator.get_state(),
-                    torch_rng=torch.get_rng_state(), epoch=epoch, best_score=run.best_score,
-                    best_epoch=run.best_epoch, history=run.history, **meta)
+    save_checkpoint(out_dir / "last.pt", run.model, ema_state_dict=run.ema.module.state_dict(),
+                    optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+                    generator=run.generator.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch,
+                    best_score=run.best_score, best_epoch=run.best_epoch, history=run.history, **meta)
 
 
 def _finish(out_dir: Path, x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig,
@@ -296,12 +324,3 @@ def _finish(out_dir: Path, x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfi
     temperature = fit_temperature(predict_logits(model, x_val), y_val)
     save_checkpoint(best_path, model, epoch=best_state["epoch"], temperature=temperature, history=history, **meta)
     return TrainResult(model, temperature, best_state["epoch"], history, best_path)
-
-
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
-            if e.dtype.is_floating_point:
-                e.mul_(decay).add_(m.detach(), alpha=1 - decay)
-            else:
-                e.copy_(m)
