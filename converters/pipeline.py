@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ from .splits import assign_from_folds, read_folds, split_by_subject, write_folds
 
 DEFAULT_FOLDS = "folds/shared-data-5fold.json"  # committed: every run scores on the same subject-disjoint split
 SHIPPED_SIZE = 24  # input side of the shipped recipe (docs/model-card.md: as accurate as 32 px, cheaper)
+# Decoded-crop cache; expanduser leaves "~" as it is where no home directory is known (containers) instead of raising.
+DEFAULT_CACHE = Path(os.path.expanduser("~")) / ".cache" / "eyesdk" / "crops"
 
 
 @dataclass
 class PreparedData:
     samples: list[Sample]
-    x: np.ndarray  # (N, S, S) resized grey in [0, 1], before standardization
+    x: np.ndarray  # (N, S, S) resized grey in [0, 255] (resize_grey's output), before standardization
     y: np.ndarray
     folds: np.ndarray  # subject-disjoint fold index per sample
     bad: list[tuple[Path, str]]
@@ -31,7 +34,8 @@ class PreparedData:
     contract: PreprocessContract = DEFAULT_CONTRACT
 
     def standardized(self, mask: np.ndarray) -> np.ndarray:
-        return standardize(self.x[mask] * np.float32(255.0), self.contract.std_floor)
+        """Model inputs of the masked crops: bit for bit what the runtime's `preprocess_grey` makes of each file."""
+        return standardize(self.x[mask], self.contract.std_floor)
 
     def subset(self, mask: np.ndarray) -> list[Sample]:
         return [s for s, m in zip(self.samples, mask, strict=True) if m]

@@ -17,14 +17,17 @@ from torch.nn import functional as F
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from eyesdk.metrics import balanced_accuracy, fit_temperature, log_loss, roc_auc, sigmoid
+from eyesdk.metrics import balanced_accuracy, fit_temperature, log_loss, predict_open, roc_auc, sigmoid
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
 from eyesdk.progress import Progress
 
 from .augment import AugmentConfig, augment
 from .checkpoint import read_checkpoint, save_checkpoint
+from .export import THRESHOLD
 from .flops import count_macs
 from .model import build_model, count_params
+
+_UNIT = torch.tensor(1.0 / 255.0, dtype=torch.float32)  # [0, 255] -> [0, 1], the augmentations' range
 
 
 @dataclass
@@ -132,6 +135,17 @@ def ema_of(model: nn.Module, decay: float, warmup: int) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True).eval()
 
 
+def augmented_inputs(crops: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+                     contract: PreprocessContract) -> torch.Tensor:
+    """Training inputs of a batch of resized crops in [0, 255] (B, 1, S, S): augmented, then standardized.
+
+    The augmentations work in [0, 1], so the batch is scaled down for them and back up after; crops that are not
+    augmented (validation, evaluation, export) are standardized as they are, exactly as the runtime does it.
+    """
+    augmented = augment(crops * _UNIT, cfg, gen)
+    return torch.from_numpy(standardize(augmented.numpy() * 255.0, contract.std_floor))
+
+
 def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, pos_weight: torch.Tensor,
           teacher: nn.Module | None) -> torch.Tensor:
     if cfg.head == "arcface":
@@ -150,7 +164,7 @@ def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig
 
 def _validate(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray) -> dict[str, float]:
     z = predict_logits(model, x_val)
-    pred = (z >= 0).astype(np.int64)
+    pred = predict_open(z, threshold=THRESHOLD)
     return {
         "val_bacc": balanced_accuracy(y_val, pred),
         "val_auc": roc_auc(y_val, z),
@@ -192,7 +206,8 @@ def train(
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train on resized grey crops in [0, 1] (x_train, (N, S, S)); validate on standardized crops (x_val).
+    """Train on resized grey crops in [0, 255] (x_train, (N, S, S), float or uint8: `resize_grey`'s output or a
+    pack's crops); validate on standardized crops (x_val, what `preprocess_grey` returns).
 
     Writes out_dir/last.pt after every epoch (full state, for resume) and out_dir/best.pt (EMA weights of the best
     validation epoch). Returns the best model with its fitted temperature left to the caller (see calibrate).
@@ -280,8 +295,7 @@ def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor
     with Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress) as bar:
         for step in range(run.steps_per_epoch):
             batch_idx = idx[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb = augment(x_all[batch_idx], cfg.augment, run.generator)
-            xb = torch.from_numpy(standardize(xb.numpy() * 255.0, contract.std_floor))
+            xb = augmented_inputs(x_all[batch_idx], cfg.augment, run.generator, contract)
             loss = _loss(run.model, xb, y_all[batch_idx], cfg, run.pos_weight, run.teacher)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
