@@ -35,10 +35,22 @@ class PreparedData:
 
     def standardized(self, mask: np.ndarray) -> np.ndarray:
         """Model inputs of the masked crops: bit for bit what the runtime's `preprocess_grey` makes of each file."""
-        return standardize(self.x[mask], self.contract.std_floor)
+        return model_inputs(self.x[mask], self.contract)
 
     def subset(self, mask: np.ndarray) -> list[Sample]:
         return [s for s, m in zip(self.samples, mask, strict=True) if m]
+
+
+def model_inputs(resized: np.ndarray, contract: PreprocessContract) -> np.ndarray:
+    """Standardized (N, S, S) float32 of resized crops in [0, 255]: `standardize` of each crop on its own.
+
+    One crop at a time because that is what `EyeState.predict` computes, and numpy's batched reductions sum in
+    another order (up to 4e-7 apart): crop by crop, what validation, evaluation and export see is the runtime's bits.
+    """
+    out = np.empty(resized.shape, np.float32)
+    for i, crop in enumerate(resized):
+        out[i] = standardize(np.asarray(crop, dtype=np.float32), contract.std_floor)
+    return out
 
 
 def prepare_data(
