@@ -4,7 +4,7 @@ Atomicity: everything is written into a temporary directory next to the target; 
 sha256 and size of every other file) is written last; then the directory is renamed into place. An existing
 bundle at the target is first renamed aside and deleted only once the new one stands in its place, so an
 exception or a kill at any point leaves either the old bundle or the new one, never a half bundle. What a killed
-build leaves beside the target is removed by the next successful build (:func:`remove_stale_leftovers`).
+build leaves beside the target is removed by the next successful build (``staging.remove_stale_leftovers``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
-import shutil
-import socket
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +29,7 @@ from eyesdk.metrics import f1_score, fit_temperature, predict_open
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract
 
 from . import export as exporters
+from . import staging
 from .calibration import CalibrationSet
 from .pipeline import jsonable
 from .validate import Gates, ValidationResult, make_probe, torch_logits, validate_artifact
@@ -81,99 +78,13 @@ def write_manifest(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_replaceable(target: Path) -> None:
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise FileExistsError(f"{target} exists and is not a directory; refusing to replace it with a bundle")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).is_file():
-        raise FileExistsError(
-            f"{target} is a non-empty directory without {MANIFEST}, so it is not an eyesdk bundle; refusing to "
-            "replace it: choose another output path or empty it"
-        )
+    """Refuse a target that is not a directory, or a non-empty directory that is not a bundle."""
+    staging.check_replaceable(target, MANIFEST, "bundle")
 
 
-@contextlib.contextmanager
-def atomic_bundle_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a fresh staging directory next to ``target``; on success it replaces ``target`` in one rename.
-
-    The body must write ``manifest.json`` (see :func:`write_manifest`) last. On any exception the staging
-    directory is removed and ``target`` is untouched. An existing bundle is renamed aside, the new one renamed
-    in, then the old one deleted; if the second rename fails the old bundle is renamed back.
-    """
-    target = Path(target).absolute()
-    check_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".building", dir=target.parent))
-    try:
-        yield stage
-        if not (stage / MANIFEST).is_file():
-            raise RuntimeError(f"bundle staged in {stage} has no {MANIFEST}; it was not completed")
-        os.chmod(stage, 0o755)  # mkdtemp makes it private; a bundle is meant to be read by others
-        check_replaceable(target)
-        _swap_into_place(stage, target)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    remove_stale_leftovers(target)
-
-
-# Staging and set-aside directories are named .<target>.<host>-<pid>.<random>.building|.old: a build killed with
-# SIGKILL cannot clean up after itself, so the next successful build of the same target does it, for the leftovers
-# of processes of this host that no longer exist (a running build's, or another machine's on a shared disk, stay).
-
-
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname().split(".")[0])[:32] or "host"
-
-
-def _leftover_prefix(target: Path) -> str:
-    return f".{target.name}.{_host_tag()}-{os.getpid()}."
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def remove_stale_leftovers(target: Path) -> list[Path]:
-    """Delete what killed builds of ``target`` left beside it; returns the removed directories.
-
-    Called only after a new bundle stands at ``target``: after a kill between the two renames of a swap, the old
-    bundle's only copy is its ``.old`` directory, and it must survive until then. POSIX only (``os.kill(pid, 0)`` is
-    a liveness probe there; on Windows it would terminate the process).
-    """
-    if os.name != "posix":
-        return []
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(_host_tag())}-(\d+)\.[^.]+\.(?:building|old)")
-    removed = []
-    for entry in target.parent.iterdir():
-        match = pattern.fullmatch(entry.name)
-        if match is None or entry.is_symlink() or not entry.is_dir():
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or _process_exists(pid):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
-def _swap_into_place(stage: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(stage, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".old", dir=target.parent))
-    os.rmdir(old)  # only the unique name is wanted
-    os.rename(target, old)
-    try:
-        os.rename(stage, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def atomic_bundle_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """A staging directory next to ``target`` that replaces it in one rename once ``manifest.json`` is written."""
+    return staging.staged_directory(target, MANIFEST, "bundle")
 
 
 # --------------------------------------------------------------------------------------------- building

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import zipfile
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -402,30 +401,9 @@ def read_sources(specs: Iterable[str | Path]) -> list[Sample]:
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
     """Counts for the model card: images and classes per source, subjects, subjects holding only one class."""
+    from .sampletable import as_table, summarize_table
 
-    def counts(group: Sequence[Sample]) -> dict[str, Any]:
-        per_subject: dict[str, Counter[int]] = defaultdict(Counter)
-        for s in group:
-            per_subject[s.subject][s.label] += 1
-        sizes = sorted(sum(c.values()) for c in per_subject.values())
-        return {
-            "images": len(group),
-            "open": sum(s.label == OPEN for s in group),
-            "closed": sum(s.label == CLOSED for s in group),
-            "subjects": len(per_subject),
-            "subjects_open_only": sum(1 for c in per_subject.values() if not c[CLOSED]),
-            "subjects_closed_only": sum(1 for c in per_subject.values() if not c[OPEN]),
-            "images_per_subject": {
-                "min": sizes[0] if sizes else 0,
-                "median": sizes[len(sizes) // 2] if sizes else 0,
-                "max": sizes[-1] if sizes else 0,
-            },
-        }
-
-    by_source: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_source[s.source].append(s)
-    return {**counts(samples), "sources": {name: counts(group) for name, group in sorted(by_source.items())}}
+    return summarize_table(as_table(samples))
 
 
 # ---- loading

@@ -72,7 +72,8 @@ class TrainResult:
 
 def sampling_weights(sources: Sequence[str], source_weights: dict[str, float]) -> np.ndarray:
     """Per-sample draw weights: each source's share multiplied by its weight (small visible-light sets count more)."""
-    w = np.array([source_weights.get(s, 1.0) for s in sources], dtype=np.float64)
+    names, rows = np.unique(np.asarray(sources, dtype=str), return_inverse=True)  # one lookup per source name
+    w = np.array([source_weights.get(str(name), 1.0) for name in names], dtype=np.float64)[rows.reshape(-1)]
     return w / w.sum()
 
 
