@@ -10,6 +10,7 @@ import numpy as np
 
 from eyesdk.errors import EyeSDKError
 
+from .pack import DEFAULT_SHARD_SIZE
 from .pipeline import DEFAULT_CACHE, DEFAULT_FOLDS, SHIPPED_SIZE
 
 #: Import names of what the ``train`` extra installs: a command that misses one says which extra to install.
@@ -148,10 +149,9 @@ def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet
     from .train import train
 
     train_mask, val_mask, test_mask = _fold_masks(data.folds, val_fold, test_fold)
-    train_samples = data.subset(train_mask)
     meta = {"data_summary": {**data.summary, "train": int(train_mask.sum()), "val": int(val_mask.sum()),
                              "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold}}
-    result = train(data.x[train_mask], data.y[train_mask], [s.source for s in train_samples],
+    result = train(data.x[train_mask], data.y[train_mask], data.sources(train_mask),
                    data.standardized(val_mask), data.y[val_mask], cfg, out, contract=data.contract, resume=resume,
                    progress=not quiet, extra_meta=meta)
     reports = {"best_epoch": result.best_epoch + 1, "temperature": result.temperature, "history": result.history}
@@ -254,6 +254,36 @@ def evaluate_cmd(checkpoint: str, data: tuple[str, ...], folds_file: str, fold_i
     if json_out:
         write_json(json_out, report)
         click.echo(f"report: {json_out}")
+
+
+@main.command("pack")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
+              help="Dataset root or CSV manifest (MRL, CEW, open/closed folders, path,label CSV); repeatable.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Pack directory; an existing pack there is replaced only once the new one is complete.")
+@click.option("--size", default=SHIPPED_SIZE, show_default=True, help="Crop side (the preprocessing contract's size).")
+@click.option("--shard-size", default=DEFAULT_SHARD_SIZE, show_default=True, type=click.IntRange(min=1),
+              help="Crops per shard file.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Decoding threads.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pack_cmd(data: tuple[str, ...], out: str, size: int, shard_size: int, workers: int, quiet: bool) -> None:
+    """Decode image sources once into a pack: memory-mapped uint8 crops that train, cv and eyesdk-bench read."""
+    from eyesdk.preprocess import PreprocessContract
+
+    from .datasets import read_sources
+    from .pack import is_pack, write_pack
+
+    packed = [spec for spec in data if is_pack(spec)]
+    if packed:
+        raise click.BadParameter(f"{packed[0]} is already a pack; give the image sources it was made from",
+                                 param_hint="--data")
+    summary = write_pack(read_sources(data), out, PreprocessContract(size=size), shard_size, workers,
+                         progress=not quiet, inputs=data)
+    click.echo(f"pack {summary.path}: {summary.count} crops of {size} x {size} in {summary.shards} shard(s)")
+    if summary.skipped:
+        path, reason = summary.examples[0]
+        click.echo(f"skipped {summary.skipped} unreadable images (listed in {Path(out) / 'skipped.jsonl'}), "
+                   f"e.g. {path}: {reason}")
 
 
 def train_for_build(data, val_fold: int, workdir: Path) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,26 +86,29 @@ def positive_weight(y: np.ndarray, weights: np.ndarray) -> float:
     return neg / pos
 
 
-def predict_logits(model: nn.Module, x_std: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """Logits (N,) of standardized crops (N, S, S) or (N, 1, S, S)."""
+def _batches(x_std: Any, batch: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """(B, 1, S, S) float32 tensors on `device` from standardized crops (N, S, S) or (N, 1, S, S), read by slices."""
+    for i in range(0, len(x_std), batch):
+        xb = torch.from_numpy(np.ascontiguousarray(x_std[i:i + batch], dtype=np.float32))
+        yield (xb[:, None] if xb.ndim == 3 else xb).to(device)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def predict_logits(model: nn.Module, x_std: Any, batch: int = 2048) -> np.ndarray:
+    """Logits (N,) of standardized crops (N, S, S) or (N, 1, S, S): an array or anything sliceable into arrays."""
     model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(x_std, dtype=np.float32))
-    if x.ndim == 3:
-        x = x[:, None]
-    out = []
     with torch.no_grad():
-        for i in range(0, len(x), batch):
-            out.append(model(x[i:i + batch]).view(-1))
+        out = [model(xb).view(-1).float().cpu() for xb in _batches(x_std, batch, _device_of(model))]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
-def predict_embeddings(model: nn.Module, x_std: np.ndarray, batch: int = 2048) -> np.ndarray:
+def predict_embeddings(model: nn.Module, x_std: Any, batch: int = 2048) -> np.ndarray:
     model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(x_std, dtype=np.float32))
-    if x.ndim == 3:
-        x = x[:, None]
     with torch.no_grad():
-        return torch.cat([model.embed(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
+        return torch.cat([model.embed(xb).float().cpu() for xb in _batches(x_std, batch, _device_of(model))]).numpy()
 
 
 def lr_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int) -> LRScheduler:
@@ -134,6 +137,11 @@ def ema_of(model: nn.Module, decay: float, warmup: int) -> AveragedModel:
             average(ema_tensors, tensors, updates)
 
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True).eval()
+
+
+def _gather(crops: Any, idx: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S) float32 of the crops at `idx`: from an array, or a pack's memory-mapped shards (`take`)."""
+    return torch.from_numpy(np.asarray(crops.take(idx.numpy(), axis=0), dtype=np.float32))[:, None]
 
 
 def augmented_inputs(crops: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
@@ -207,8 +215,8 @@ def train(
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train on resized grey crops in [0, 255] (x_train, (N, S, S), float or uint8: `resize_grey`'s output or a
-    pack's crops); validate on standardized crops (x_val, what `preprocess_grey` returns).
+    """Train on resized grey crops in [0, 255] (x_train, (N, S, S): `resize_grey`'s output, or a pack's uint8 crops,
+    anything with `take`); validate on standardized crops (x_val: `preprocess_grey`'s output, sliceable).
 
     Writes out_dir/last.pt after every epoch (full state, for resume) and out_dir/best.pt (EMA weights of the best
     validation epoch). Returns the best model with its fitted temperature left to the caller (see calibrate).
@@ -221,7 +229,6 @@ def train(
     last = out_dir / "last.pt"
     if resume and last.exists():
         _resume(run, last, cfg, progress)
-    x_all = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))[:, None]
     y_all = torch.from_numpy(y_train)
     meta = _checkpoint_meta(run.model, cfg, contract, extra_meta)
     for epoch in range(run.start_epoch, cfg.epochs):
@@ -230,7 +237,7 @@ def train(
                 print(f"early stop: no validation gain for {cfg.patience} epochs (best epoch {run.best_epoch + 1})")
             break
         t0 = time.time()
-        loss = _train_epoch(run, epoch, x_all, y_all, cfg, contract, progress)
+        loss = _train_epoch(run, epoch, x_train, y_all, cfg, contract, progress)
         metrics = {"epoch": epoch + 1, "train_loss": loss, "seconds": time.time() - t0,
                    **_validate(run.ema.module, x_val, y_val)}
         _end_epoch(run, epoch, metrics, out_dir, meta, progress)
@@ -287,7 +294,7 @@ def _checkpoint_meta(model: nn.Module, cfg: TrainConfig, contract: PreprocessCon
     return {"contract": contract.to_dict(), "train_config": cfg.to_dict(), "model_info": info, **(extra_meta or {})}
 
 
-def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor, cfg: TrainConfig,
+def _train_epoch(run: _Run, epoch: int, x_train: Any, y_all: torch.Tensor, cfg: TrainConfig,
                  contract: PreprocessContract, progress: bool) -> float:
     """One epoch of weighted draws with replacement; returns the smoothed training loss."""
     run.model.train()
@@ -296,7 +303,7 @@ def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor
     with Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress) as bar:
         for step in range(run.steps_per_epoch):
             batch_idx = idx[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb = augmented_inputs(x_all[batch_idx], cfg.augment, run.generator, contract)
+            xb = augmented_inputs(_gather(x_train, batch_idx), cfg.augment, run.generator, contract)
             loss = _loss(run.model, xb, y_all[batch_idx], cfg, run.pos_weight, run.teacher)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()

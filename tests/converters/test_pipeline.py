@@ -37,7 +37,7 @@ def test_model_inputs_are_bit_identical_to_the_runtime(tree: Path, tmp_path: Pat
     contract = PreprocessContract(size=24)
     data = prepare_data([tree], tmp_path / "folds.json", k=3, contract=contract, progress=False)
     inputs = data.standardized(np.ones(len(data.y), bool))
-    for sample, resized, x in zip(data.samples, data.x, inputs, strict=True):
+    for sample, resized, x in zip(data.table.samples(), data.x, inputs, strict=True):
         grey = to_grey(read_image(sample.path), color="rgb")
         assert np.array_equal(resized, resize_grey(grey, contract.size)), sample.path  # stored: the contract's resize
         assert x.dtype == np.float32 and np.array_equal(x, preprocess_grey(grey, contract)), sample.path
@@ -46,7 +46,7 @@ def test_model_inputs_are_bit_identical_to_the_runtime(tree: Path, tmp_path: Pat
 def test_unreadable_files_are_reported_and_left_out(tree: Path, tmp_path: Path) -> None:
     data = prepare_data([tree], tmp_path / "folds.json", k=3, progress=False)
     assert [p.name for p, _ in data.bad] == ["broken.png"]
-    assert data.summary["unreadable"] == 1 and len(data.samples) == 36 == len(data.y) == len(data.x)
+    assert data.summary["unreadable"] == 1 and len(data.table) == 36 == len(data.y) == len(data.x)
 
 
 def test_folds_are_written_once_then_reused(tree: Path, tmp_path: Path) -> None:
@@ -57,14 +57,14 @@ def test_folds_are_written_once_then_reused(tree: Path, tmp_path: Path) -> None:
     second = prepare_data([tree], folds, k=5, seed=9, progress=False)  # k and seed only matter when creating
     np.testing.assert_array_equal(first.folds, second.folds)
     by_subject = {}
-    for sample, fold in zip(first.samples, first.folds, strict=True):
+    for sample, fold in zip(first.table.samples(), first.folds, strict=True):
         assert by_subject.setdefault(sample.subject, fold) == fold  # subject-disjoint
 
 
 def test_subset_follows_the_mask(tree: Path, tmp_path: Path) -> None:
     data = prepare_data([tree], tmp_path / "folds.json", k=3, progress=False)
     mask = data.folds == 1
-    assert [s.path for s in data.subset(mask)] == [s.path for s, m in zip(data.samples, mask, strict=True) if m]
+    assert [s.path for s in data.subset(mask)] == [s.path for s, m in zip(data.table.samples(), mask, strict=True) if m]
 
 
 def test_write_json_is_atomic_and_handles_numpy(tmp_path: Path) -> None:
