@@ -10,6 +10,7 @@ import numpy as np
 
 from eyesdk.errors import EyeSDKError
 
+from .distributed import DEVICES
 from .pack import DEFAULT_SHARD_SIZE
 from .pipeline import DEFAULT_CACHE, DEFAULT_FOLDS, SHIPPED_SIZE
 
@@ -100,12 +101,21 @@ def train_options(fn):
         _config_option("--batch-size", field="batch_size", type=int,
                        help="Global batch: split across the processes of a torchrun job."),
         _config_option("--lr", field="lr", type=float),
+        _config_option("--weight-decay", field="weight_decay", type=float),
+        _config_option("--warmup-epochs", field="warmup_epochs", type=float),
+        _config_option("--dropout", field="dropout", type=float),
+        _config_option("--ema-decay", field="ema_decay", type=float, help="Decay of the weights' moving average."),
+        _config_option("--patience", field="patience", type=int, help="Epochs without gain before stopping."),
         _config_option("--threads", field="threads", type=int, help="torch CPU threads per process."),
         click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Checkpoint of a larger model to distil from (BCE head only)."),
         _config_option("--distill-alpha", field="distill_alpha", type=float, help="Weight of the hard-label loss."),
         click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
                      help="Cache of decoded crops (an .npz per dataset state)."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="auto: CUDA when present (cuda:LOCAL_RANK under torchrun), else the CPU."),
+        click.option("--amp/--no-amp", default=True, show_default=True,
+                     help="Mixed precision for the training steps on CUDA (bfloat16, else float16 + loss scaling)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for option in reversed(options):
@@ -114,8 +124,9 @@ def train_options(fn):
 
 
 #: Options of `train_options` that are TrainConfig fields (same name): passed to it as given.
-_CONFIG_KEYS = ("head", "widths", "extra", "epochs", "samples_per_epoch", "batch_size", "lr", "seed", "threads",
-                "arc_margin", "arc_scale", "teacher", "distill_alpha")
+_CONFIG_KEYS = ("head", "widths", "extra", "epochs", "samples_per_epoch", "batch_size", "lr", "weight_decay",
+                "warmup_epochs", "dropout", "ema_decay", "patience", "seed", "threads", "arc_margin", "arc_scale",
+                "teacher", "distill_alpha")
 
 
 def _config(**kw: Any):
@@ -124,13 +135,20 @@ def _config(**kw: Any):
     return TrainConfig(**{key: kw[key] for key in _CONFIG_KEYS})
 
 
-def _prepare(kw: dict[str, Any]):
+def _prepare(kw: dict[str, Any], show: bool = True):
     from eyesdk.preprocess import PreprocessContract
 
     from .pipeline import prepare_data
 
     return prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
-                        PreprocessContract(size=kw["size"]), progress=not kw["quiet"])
+                        PreprocessContract(size=kw["size"]), progress=show and not kw["quiet"])
+
+
+def _job(kw: dict[str, Any]):
+    """This process's part of the training job: alone, or one rank of a torchrun job (converters/distributed.py)."""
+    from .distributed import Distributed
+
+    return Distributed.start(device=kw["device"], amp=kw["amp"])
 
 
 def _fold_masks(folds: np.ndarray, val_fold: int, test_fold: int | None) -> tuple[np.ndarray, ...]:
@@ -143,17 +161,24 @@ def _fold_masks(folds: np.ndarray, val_fold: int, test_fold: int | None) -> tupl
 
 
 def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet: bool,
-               resume: bool = True) -> dict[str, Any]:
+               resume: bool = True, dist=None) -> dict[str, Any]:
+    """Train on every fold but val_fold (and test_fold), then report on both; under torchrun every rank trains and
+    rank 0 alone evaluates, prints and writes report.json (the others return an empty report)."""
+    from .distributed import SINGLE
     from .evaluate import evaluate_model, format_report
     from .pipeline import write_json
     from .train import train
+
+    dist = dist or SINGLE
 
     train_mask, val_mask, test_mask = _fold_masks(data.folds, val_fold, test_fold)
     meta = {"data_summary": {**data.summary, "train": int(train_mask.sum()), "val": int(val_mask.sum()),
                              "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold}}
     result = train(data.x[train_mask], data.y[train_mask], data.sources(train_mask),
                    data.standardized(val_mask), data.y[val_mask], cfg, out, contract=data.contract, resume=resume,
-                   progress=not quiet, extra_meta=meta)
+                   progress=not quiet, extra_meta=meta, dist=dist)
+    if not dist.is_main:
+        return {}
     reports = {"best_epoch": result.best_epoch + 1, "temperature": result.temperature, "history": result.history}
     for name, mask in (("val", val_mask), ("test", test_mask)):
         if mask.any():
@@ -177,30 +202,43 @@ def main() -> None:
 @click.option("--test-fold", type=int, default=None, help="Hold this fold out entirely and report on it.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Continue from OUT/last.pt if present.")
 def train_cmd(out: str, val_fold: int, test_fold: int | None, resume: bool, **kw: Any) -> None:
-    """Train one model: early stopping and temperature on the validation fold; checkpoints in OUT."""
+    """Train one model: early stopping and temperature on the validation fold; checkpoints in OUT.
 
-    data = _prepare(kw)
-    _train_one(data, Path(out), _config(**kw), val_fold, test_fold, kw["quiet"], resume)
-    click.echo(f"checkpoint: {Path(out) / 'best.pt'}")
+    Runs unchanged under torchrun (docs/training-at-scale.md): rank 0 prepares the data first, every rank trains its
+    share, rank 0 writes checkpoints and reports.
+    """
+    with _job(kw) as dist:
+        with dist.main_first():
+            data = _prepare(kw, dist.is_main)
+        _train_one(data, Path(out), _config(**kw), val_fold, test_fold, kw["quiet"], resume, dist)
+        if dist.is_main:
+            click.echo(f"checkpoint: {Path(out) / 'best.pt'}")
 
 
 @main.command("cv")
 @train_options
 @click.option("--out", type=click.Path(), default="runs/cv", show_default=True)
 def cv_cmd(out: str, **kw: Any) -> None:
-    """Subject-disjoint k-fold: fold i is the test set, fold i+1 the validation set; mean ± std over folds."""
+    """Subject-disjoint k-fold: fold i is the test set, fold i+1 the validation set; mean ± std over folds.
+
+    Runs unchanged under torchrun, like `train` (every fold is trained by all ranks; rank 0 reports).
+    """
     from .pipeline import write_json
 
-    data = _prepare(kw)
-    k = int(data.folds.max()) + 1
-    per_fold = []
-    for i in range(k):
-        click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {(i + 1) % k})")
-        rep = _train_one(data, Path(out) / f"fold{i}", _config(**kw), (i + 1) % k, i, kw["quiet"])
-        per_fold.append(rep["test"])
-    summary = summarize_folds(per_fold)
-    write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary})
-    click.echo("\n" + format_cv(summary))
+    with _job(kw) as dist:
+        with dist.main_first():
+            data = _prepare(kw, dist.is_main)
+        k = int(data.folds.max()) + 1
+        per_fold = []
+        for i in range(k):
+            if dist.is_main:
+                click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {(i + 1) % k})")
+            rep = _train_one(data, Path(out) / f"fold{i}", _config(**kw), (i + 1) % k, i, kw["quiet"], dist=dist)
+            per_fold.append(rep.get("test"))
+        if dist.is_main:
+            summary = summarize_folds(per_fold)
+            write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary})
+            click.echo("\n" + format_cv(summary))
 
 
 def summarize_folds(reports: list[dict[str, Any]]) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def model_inputs(resized: np.ndarray, contract: PreprocessContract) -> np.ndarra
 
 
 class ModelInputs:
-    """The standardized inputs of some crops, computed when read: a slice gives a float32 array, `np.asarray` all.
+    """The standardized inputs of some crops, computed when read (`np.asarray`, or one index at a time).
 
     Validation runs every epoch in chunks, so a pack's validation fold is never held as float32 all at once.
     """
@@ -75,13 +75,14 @@ class ModelInputs:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, key: int | slice) -> np.ndarray:
+    def __getitem__(self, key: int | slice) -> ModelInputs | np.ndarray:
+        """A slice is another lazy view (what batching and sharding take); an index is one computed crop."""
         if isinstance(key, slice):
-            return model_inputs(self._crops.take(np.arange(len(self))[key], axis=0), self._contract)
+            return ModelInputs(self._crops[key], self._contract)
         return model_inputs(self._crops.take([key], axis=0), self._contract)[0]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        inputs = self[:]
+        inputs = model_inputs(self._crops.take(np.arange(len(self)), axis=0), self._contract)
         return inputs if dtype is None else inputs.astype(dtype)
 
 

@@ -125,7 +125,7 @@ def test_defaults_come_from_train_config(tree: Path, tmp_path: Path, monkeypatch
     from eyesdk.converters.train import TrainConfig
 
     seen = {}
-    monkeypatch.setattr(cli, "_prepare", lambda kw: "data")
+    monkeypatch.setattr(cli, "_prepare", lambda kw, show=True: "data")
     monkeypatch.setattr(cli, "_train_one", lambda data, out, cfg, *a, **k: seen.setdefault("cfg", cfg))
     result = CliRunner().invoke(main, ["train", "--data", str(tree), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
@@ -145,7 +145,7 @@ def test_widths_keep_layer_order_and_repeats(tree: Path, tmp_path: Path, monkeyp
     from eyesdk.converters import cli
 
     seen = {}
-    monkeypatch.setattr(cli, "_prepare", lambda kw: "data")
+    monkeypatch.setattr(cli, "_prepare", lambda kw, show=True: "data")
     monkeypatch.setattr(cli, "_train_one", lambda data, out, cfg, *a, **k: seen.setdefault("cfg", cfg))
     result = CliRunner().invoke(main, ["train", "--data", str(tree), "--widths", "8, 4", "--extra", "16,16",
                                        "--out", str(tmp_path)])
