@@ -121,7 +121,7 @@ def test_thread_sweep_gives_one_entry_per_thread_count(tiny_bundle: Path, tmp_pa
     [
         (("--max-drift", "0.5"), r"--max-drift need --data"),
         (("--max-ece", "0.1", "--quick", "--data", "."), r"--max-ece need --data \(--quick skips data\)"),
-        (("--backends", "tensorrt"), r"tensorrt unknown; choose from onnxruntime, openvino, tflite"),
+        (("--backends", "tensorrt"), r"unknown backend tensorrt; choose from onnxruntime, openvino, tflite"),
         (("--threads", "0"), r"thread counts must be integers >= 1"),
         (("--threads", "one"), r"is not a comma list of thread counts"),
         (("--subjects-from", "folds.json:0"), r"--subjects-from filters --data"),
