@@ -60,10 +60,10 @@ def load_bundle(path: Path | None) -> Any:
 
 def benchmark_crop(path: Path | None) -> tuple[np.ndarray, str]:
     """The decoded uint8 grey crop every contestant is timed on, and where it came from."""
-    from .latency import CROP_SIDE, synthetic_crop
+    from .latency import synthetic_crop
 
     if path is None:
-        return synthetic_crop(), f"synthetic {CROP_SIDE}x{CROP_SIDE}"
+        return synthetic_crop(), "synthetic"
     from .data import decode_grey
 
     return decode_grey(path), str(path)
