@@ -97,11 +97,16 @@ def _peer_call(peer: Any, crop: np.ndarray) -> object:
     return peer.prob_open(peer.prepare(crop))
 
 
-def batch_rates(states: Mapping[str, Any], stack: np.ndarray, runs: int, rounds: int = 10) -> dict[str, float | None]:
-    """Crops/s of each state's ``predict_batch(stack)``: the median of about ``runs`` crops' worth of calls."""
+def batch_times(states: Mapping[str, Any], stack: np.ndarray, runs: int, rounds: int = 10) -> dict[str, np.ndarray]:
+    """Microseconds of each state's ``predict_batch(stack)`` calls, about ``runs`` crops' worth, interleaved."""
     if not states:
         return {}
     calls = {key: partial(state.predict_batch, stack) for key, state in states.items()}
     n_calls = calls_for_batch(runs, len(stack))
-    times = interleaved_us(calls, n_calls, min(rounds, n_calls), warmup=2)
-    return {key: throughput_per_s(float(np.median(times[key])), len(stack)) for key in states}
+    return interleaved_us(calls, n_calls, min(rounds, n_calls), warmup=2)
+
+
+def batch_rates(states: Mapping[str, Any], stack: np.ndarray, runs: int, rounds: int = 10) -> dict[str, float | None]:
+    """Crops/s of each state's ``predict_batch(stack)`` from its median call (:func:`batch_times`)."""
+    times = batch_times(states, stack, runs, rounds)
+    return {key: throughput_per_s(float(np.median(values)), len(stack)) for key, values in times.items()}

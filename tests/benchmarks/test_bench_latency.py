@@ -107,3 +107,9 @@ def test_batch_rates_time_predict_batch_on_the_stack() -> None:
     assert set(rates) == {"a"} and rates["a"] > 0
     assert all(x is stack for x in state.seen) and len(state.seen) == 2 + latency.calls_for_batch(40, 4)
     assert latency.batch_rates({}, stack, runs=10) == {}
+
+
+def test_batch_times_count_the_calls() -> None:
+    stack = latency.batch_stack(latency.synthetic_crop(16), 8)
+    times = latency.batch_times({"a": FakeState(), "b": FakeState()}, stack, runs=80, rounds=4)
+    assert {k: len(v) for k, v in times.items()} == {"a": 10, "b": 10}
