@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-from synthetic import synthetic_eye
+from synthetic import write_eye_tree
 
 from eyesdk.converters.cli import main
 
@@ -17,16 +15,8 @@ from eyesdk.converters.cli import main
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     """Four 'people', each with open/ and closed/ folders: class-folder layout, subject = person."""
-    root = tmp_path_factory.mktemp("eyes")
-    rng = np.random.default_rng(0)
-    for person in range(4):
-        for label in ("open", "closed"):
-            folder = root / f"p{person}" / label
-            folder.mkdir(parents=True)
-            for i in range(30):
-                img = synthetic_eye(label == "open", int(rng.integers(24, 48)), rng)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    pytest.importorskip("PIL.Image")
+    return write_eye_tree(tmp_path_factory.mktemp("eyes"))
 
 
 def _common(tree: Path, tmp: Path) -> list[str]:

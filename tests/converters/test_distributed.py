@@ -21,8 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
-from PIL import Image  # noqa: E402
-from synthetic import synthetic_eye  # noqa: E402
+from synthetic import synthetic_eye, write_eye_tree  # noqa: E402
 
 from eyesdk.converters import train as train_module  # noqa: E402
 from eyesdk.converters.checkpoint import read_checkpoint  # noqa: E402
@@ -140,16 +139,7 @@ def test_refusals_before_any_collective(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ddp-eyes")
-    rng = np.random.default_rng(0)
-    for person in range(4):
-        for label in ("open", "closed"):
-            folder = root / f"p{person}" / label
-            folder.mkdir(parents=True)
-            for i in range(30):
-                eye = synthetic_eye(label == "open", int(rng.integers(24, 48)), rng)
-                Image.fromarray(eye).save(folder / f"{i}.png")
-    return root
+    return write_eye_tree(tmp_path_factory.mktemp("ddp-eyes"))
 
 
 def _args(tree: Path, work: Path, out: Path) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import synthetic_eye
+from synthetic import synthetic_eye, write_eye_tree
 
 from eyesdk.converters.pipeline import jsonable, prepare_data, write_json
 from eyesdk.imagefile import read_image
@@ -18,16 +18,12 @@ Image = pytest.importorskip("PIL.Image")
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("eyes")
-    rng = np.random.default_rng(3)
-    for person in range(3):
-        for label in ("open", "closed"):
-            folder = root / f"p{person}" / label
-            folder.mkdir(parents=True)
-            for i in range(6):
-                grey = synthetic_eye(label == "open", (int(rng.integers(20, 60)), int(rng.integers(20, 60))), rng)
-                image = np.stack([grey, np.roll(grey, 1, 0), np.roll(grey, 2, 1)], axis=2) if i % 2 else grey
-                Image.fromarray(image).save(folder / f"{i}.{'png' if i % 3 else 'jpg'}")
+    def grey_or_colour(is_open: bool, i: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        grey = synthetic_eye(is_open, (int(rng.integers(20, 60)), int(rng.integers(20, 60))), rng)
+        image = np.stack([grey, np.roll(grey, 1, 0), np.roll(grey, 2, 1)], axis=2) if i % 2 else grey
+        return image, "png" if i % 3 else "jpg"
+
+    root = write_eye_tree(tmp_path_factory.mktemp("eyes"), people=3, per_class=6, seed=3, image=grey_or_colour)
     (root / "p0" / "open" / "broken.png").write_bytes(b"\x89PNG not really")
     return root
 

@@ -6,35 +6,28 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 Image = pytest.importorskip("PIL.Image")
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "training_scale.py"
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("training_scale", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["training_scale"] = module
-    spec.loader.exec_module(module)
-    return module
+    """The tool as a module (tools/ is not a package: it is put on the path for this import only)."""
+    sys.path.insert(0, str(TOOLS))
+    try:
+        return importlib.import_module("training_scale")
+    finally:
+        sys.path.remove(str(TOOLS))
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
-    from synthetic import synthetic_eye
+    from synthetic import write_eye_tree
 
-    root = tmp_path_factory.mktemp("scale")
-    rng = np.random.default_rng(0)
-    for person in range(2):
-        for label in ("open", "closed"):
-            (root / f"p{person}" / label).mkdir(parents=True)
-            for i in range(8):
-                Image.fromarray(synthetic_eye(label == "open", 40, rng)).save(root / f"p{person}" / label / f"{i}.png")
-    return root
+    return write_eye_tree(tmp_path_factory.mktemp("scale"), people=2, per_class=8, sides=(40, 41))
 
 
 def test_loader_measures_every_path(tree: Path, tmp_path: Path) -> None:
