@@ -1,5 +1,6 @@
 """Training loop: BCEWithLogitsLoss with pos_weight (or the optional ArcFace head), EMA weights, early stopping on
-validation, atomic checkpoints every epoch and resume after an interruption (even SIGKILL)."""
+validation, atomic checkpoints every epoch and resume after an interruption (even SIGKILL). Under torchrun the same
+loop runs on every rank with DistributedDataParallel (`converters/distributed.py`); alone, it is one process."""
 
 from __future__ import annotations
 
