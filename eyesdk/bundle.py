@@ -32,6 +32,7 @@ from .safeio import RefusedFileError, open_regular, parse_json, read_capped
 SCHEMA = "eyesdk.bundle/1"
 MANIFEST = "manifest.json"
 LABELS = ["closed", "open"]
+OUTPUT = {"kind": "logit", "positive": "open"}  # one logit per crop; P(open) = sigmoid(z / T)
 REQUIRED_KEYS = ("schema", "preprocess", "labels", "output", "threshold", "files", "artifacts")
 ARTIFACT_KEYS = ("format", "precision", "file", "batch", "temperature")
 MAX_MANIFEST_BYTES = 4 << 20  # the default manifest is ~30 KB; a 300 MB one is not a manifest
@@ -321,8 +322,8 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     if manifest["labels"] != LABELS:
         raise _fail(root, f"manifest key 'labels' is {manifest['labels']!r}; this eyesdk reads {LABELS!r}")
     output = manifest["output"]
-    if not isinstance(output, dict) or output.get("kind") != "logit" or output.get("positive") != "open":
-        raise _fail(root, f"manifest key 'output' is {output!r}; expected {{'kind': 'logit', 'positive': 'open'}}")
+    if not isinstance(output, dict) or any(output.get(key) != value for key, value in OUTPUT.items()):
+        raise _fail(root, f"manifest key 'output' is {output!r}; this eyesdk reads {OUTPUT!r}")
     threshold = manifest["threshold"]
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise _fail(root, f"manifest key 'threshold' must be a probability in [0, 1], got {threshold!r}")

@@ -163,9 +163,20 @@ def to_grey(crop: Any, color: str = "bgr") -> np.ndarray:
     return _grey_of(crop, channels, color, crop)
 
 
+def _bgr(crop: np.ndarray, channels: int, color: str) -> np.ndarray:
+    """A colour crop's B, G, R channels in that order (a view), whatever its order: an RGB crop and the same pixels
+    as BGR then give the same bits. Alpha is dropped; grey crops pass through."""
+    if channels < 3:
+        return crop
+    if color == "rgb":
+        return crop[:, :, 2::-1]
+    return crop[:, :, :3] if channels == 4 else crop
+
+
 def _grey_of(part: np.ndarray, channels: int, color: str, whole: np.ndarray) -> np.ndarray:
     """Pixels of a checked crop (or a band of its rows) -> float32 grey; errors describe the ``whole`` crop."""
     h, w = part.shape[:2]
+    part = _bgr(part, channels, color)
     # order="C" whatever the input's memory layout (strided view, transpose, Fortran): astype would keep the layout,
     # and the matrix products below then sum in another order: the same pixels must give the same bits.
     if part.dtype == np.uint8:
@@ -177,40 +188,48 @@ def _grey_of(part: np.ndarray, channels: int, color: str, whole: np.ndarray) -> 
         else:
             pixels = part.astype(np.float32, order="C")
         if not np.isfinite(pixels).all():
+            whole = _bgr(whole, channels, color)
             if np.isfinite(whole).all():  # finite in its own dtype: out of range, and the message must say so
                 _refuse_range(float(whole.min()), float(whole.max()))
             raise InvalidCropError("crop contains NaN or infinite values; float crops must be finite in [0, 1]")
         lo, hi = float(pixels.min()), float(pixels.max())
         if lo < 0.0 or hi > 1.0:
-            _refuse_range(*((lo, hi) if part is whole else (float(whole.min()), float(whole.max()))))
+            if part.shape[:2] != whole.shape[:2]:  # a band: the message gives the whole crop's range
+                whole = _bgr(whole, channels, color)
+                lo, hi = float(whole.min()), float(whole.max())
+            _refuse_range(lo, hi)
         pixels *= 255.0
     else:
         raise InvalidCropError(f"crop dtype {part.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
     if channels in (0, 1):
         return pixels.reshape(h, w)
-    bgr = pixels[:, :, :3] if color == "bgr" else pixels[:, :, 2::-1]
-    return bgr @ _GREY_BGR
+    return pixels @ _GREY_BGR
 
 
 def standardize(resized: np.ndarray, std_floor: float) -> np.ndarray:
     """Per-crop zero mean / unit variance over the last two axes of crops in [0, 255].
 
-    std_floor is in units of [0, 1] pixels, so near-uniform crops are not blown up into noise. Written as a few
-    whole-array numpy calls because it runs on every predict (about 2x faster than ndarray.mean/std).
+    std_floor is in units of [0, 1] pixels, so near-uniform crops are not blown up into noise. One crop and a stack
+    of crops go through the same arithmetic, so predict() and predict_batch() agree to the bit: float32 sums and
+    mean, the sum of squares as one dot product per crop (``np.dot`` for one, a batched ``matmul`` of the same
+    products for many), standard deviation and scale in float64, the scale applied in float32. The one-crop branch
+    is the predict() hot path: four numpy calls, scalars in Python (about 2x faster than ndarray.mean/std).
     """
     shape = resized.shape
     n = shape[-1] * shape[-2]
-    if resized.ndim == 2:  # one crop, the predict() hot path: four numpy calls, scalars in Python
-        centered = resized.astype(np.float32, copy=False) - np.float32(resized.sum() / n)
+    floor = std_floor * 255.0
+    if resized.ndim == 2:
+        pixels = resized.astype(np.float32, copy=False)
+        centered = pixels - pixels.sum() / np.float32(n)
         flat = centered.ravel()
         std = math.sqrt(float(np.dot(flat, flat)) / n)
-        return centered * np.float32(1.0 / max(std, std_floor * 255.0))
+        return centered * np.float32(1.0 / max(std, floor))
     flat = resized.reshape(-1, n).astype(np.float32, copy=False)
-    mean = flat.sum(axis=1, keepdims=True) * np.float32(1.0 / n)
-    centered = flat - mean
-    var = np.einsum("ij,ij->i", centered, centered)[:, None] * np.float32(1.0 / n)
-    inv_std = np.float32(1.0) / np.maximum(np.sqrt(var), np.float32(std_floor * 255.0))
-    return (centered * inv_std).reshape(shape)
+    centered = flat - flat.sum(axis=1, keepdims=True) / np.float32(n)
+    squares = np.matmul(centered[:, None, :], centered[:, :, None]).reshape(-1)  # per crop: np.dot's own result
+    std = np.sqrt(squares.astype(np.float64) / n)
+    scale = (1.0 / np.maximum(std, floor)).astype(np.float32)
+    return (centered * scale[:, None]).reshape(shape)
 
 
 def _transposed(n_in: int, n_out: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from eyesdk.bundle import LABELS
+from eyesdk.bundle import LABELS, OUTPUT
 from eyesdk.formats import FORMATS, PRECISIONS, artifact_filename
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract
 
@@ -43,7 +43,6 @@ __all__ = [
     "read_artifact_metadata",
 ]
 
-OUTPUT = {"kind": "logit", "positive": "open"}
 THRESHOLD = 0.5  # decision threshold of new bundles: sigmoid(z / T) >= THRESHOLD is "open" (metrics.predict_open)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logit"
