@@ -59,6 +59,9 @@ class EyeState:
         threads: runtime threads, 1..the machine's CPUs; 1 is fastest for batch-1 calls of a net this small.
         color: channel order of 3/4-channel numpy crops, "bgr" (OpenCV) or "rgb". PIL images and files are RGB.
         autotune: time the candidates on this device first when no cached tuning exists (then cache it).
+
+    One EyeState may be shared by any number of threads. A process forked from one holding it (gunicorn --preload,
+    multiprocessing's "fork") re-creates its runtime on its first call (docs/reliability.md, 3.).
     """
 
     def __init__(

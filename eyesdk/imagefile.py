@@ -232,7 +232,7 @@ def _missing_coefficients(components: list[int], scans: list[Scan]) -> str | Non
 _PROBE_FILL = bytes.fromhex("5a3c96e1b4782d0f69c3a51e874bd2f01b6e93c47a2f85d0e36c19b45f8a27d4")
 
 
-def _check_jpeg_complete(image: Any, data: bytes, path: Path) -> None:
+def _check_jpeg_complete(image: Any, data: bytes) -> None:
     """Refuse a JPEG whose scans end before their data does (then libjpeg fills the rest with grey and only warns).
 
     A whole scan never needs a bit past its own data, so decoding the file again with a few bytes of other bits
@@ -343,7 +343,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         try:
             image.load()  # decode everything here, so a truncated file fails now, not half-way later
             if image.format in ("JPEG", "MPO"):
-                _check_jpeg_complete(image, data, path)
+                _check_jpeg_complete(image, data)
             pixels = _to_array(image)
         except _DECODE_ERRORS as exc:
             raise InvalidCropError(f"{path}: truncated or corrupt image data ({type(exc).__name__}: {exc})") from exc

@@ -225,6 +225,8 @@ class BaseRunner:
 
 
 _LIVE: weakref.WeakSet[BaseRunner] = weakref.WeakSet()
+_REGISTRY = threading.Lock()
+_FORKING: list[tuple[BaseRunner, bool]] = []  # runners seen by the fork hook, and whether their calls were quiesced
 _KEPT: list[Any] = []
 
 
@@ -237,8 +239,6 @@ def _keep_forever(obj: Any) -> None:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))  # a reference no finalizer knows about
     except (ImportError, AttributeError, OSError):  # no ctypes here: a module-level list, freed only at exit
         _KEPT.append(obj)
-_REGISTRY = threading.Lock()
-_FORKING: list[tuple[BaseRunner, bool]] = []  # runners seen by the fork hook, and whether their calls were quiesced
 
 
 def _track(runner: BaseRunner) -> None:
