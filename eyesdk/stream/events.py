@@ -7,13 +7,17 @@ Visible on purpose: one enum of phases, one frozen state value, one transition f
       │                 └─ unknown for <= max_unknown: bridged
     UNKNOWN ◀── unknown for > max_unknown, or a gap between updates > max_gap: the closure is dropped, no event
 
-Time is only ever read from the timestamps handed in (cameras drop frames; files have variable frame rates). A
-closure's kind is chosen once, from its total duration, when it ends; while it lasts, alarms escalate from
-microsleep (>= 1 s) to sleep (>= 3 s) so a warning comes at 1 s, not when the eyes reopen.
+A closure is only confirmed (reported, alarmed, counted in PERCLOS) once the fused score went at least
+``confirm_depth`` towards the person's closed level: measured on real crops, frames that cross the middle by noise
+stay shallow, real closures sit at the closed level. Time is only ever read from the timestamps handed in (cameras
+drop frames; files have variable frame rates). A closure's kind is chosen once, from its total duration, when it
+ends; while it lasts, alarms escalate from microsleep (>= 1 s) to sleep (>= 3 s) so a warning comes at 1 s, not
+when the eyes reopen.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -44,12 +48,14 @@ class EventConfig:
     min_reopen: float = 0.05
     max_unknown: float = 0.3
     max_gap: float = 0.5
+    confirm_depth: float = 0.5  # a closure counts once the fused score reached -confirm_depth (person units)
 
     def __post_init__(self) -> None:
         for name in ("long_blink_from", "microsleep_from", "sleep_from", "max_gap"):
             check_range("EventConfig", name, getattr(self, name), 0.0, lo_open=True)
         for name in ("min_closure", "min_reopen", "max_unknown"):
             check_range("EventConfig", name, getattr(self, name), 0.0)
+        check_range("EventConfig", "confirm_depth", self.confirm_depth, -2.0, 2.0)
         if not self.long_blink_from < self.microsleep_from < self.sleep_from:
             raise StreamConfigError(
                 f"EventConfig thresholds must increase: long_blink_from {self.long_blink_from} < microsleep_from "
@@ -87,6 +93,10 @@ class MachineState:
     reopened_at: float | None = None
     clipped_start: bool = False
     alarm: str | None = None
+    deepest: float = 0.0  # lowest fused score seen in this closure
+
+    def confirmed(self, config: EventConfig) -> bool:
+        return self.deepest <= -config.confirm_depth
 
 
 @dataclass(frozen=True)
@@ -106,14 +116,14 @@ def _dropped(state: MachineState, t: float) -> MachineState:
 
 def _event(state: MachineState, end: float, config: EventConfig, clipped: bool = False) -> EyeEvent | None:
     duration = end - state.start
-    if duration < config.min_closure:
+    if duration < config.min_closure or not state.confirmed(config):
         return None
     return EyeEvent(config.kind_of(duration), state.start, end, clipped=clipped or state.clipped_start)
 
 
 def _with_alarm(state: MachineState, config: EventConfig, event: EyeEvent | None = None) -> Step:
     """Attach the ongoing alarm of a closure in progress (escalation makes it new)."""
-    if state.phase not in (Phase.CLOSED, Phase.REOPENING):
+    if state.phase not in (Phase.CLOSED, Phase.REOPENING) or not state.confirmed(config):
         return Step(state, event)
     until = state.reopened_at if state.phase is Phase.REOPENING else state.last_t
     alarm = config.alarm_of(until - state.start)
@@ -123,11 +133,13 @@ def _with_alarm(state: MachineState, config: EventConfig, event: EyeEvent | None
     return Step(replace(state, alarm=alarm) if new else state, event, alarm, new)
 
 
-def step(state: MachineState, observed: str, t: float, config: EventConfig) -> Step:
-    """Advance the machine by one frame: ``observed`` is the fused state ("open", "closed", "unknown") at time t.
+def step(state: MachineState, observed: str, t: float, config: EventConfig, score: float | None = None) -> Step:
+    """Advance the machine by one frame: ``observed`` is the fused state ("open", "closed", "unknown") at time t,
+    ``score`` the fused score behind it (person units; None counts as deep enough, for state-only callers).
 
     The caller guarantees t is finite and strictly increasing (EyeStream checks it).
     """
+    depth = -math.inf if score is None else score
     if state.last_t is not None and t - state.last_t > config.max_gap:
         state = _dropped(state, state.last_t)  # a hole in the stream: whatever was going on is unknown
     seen = observed != UNKNOWN
@@ -137,7 +149,8 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig) -> S
     if phase in (Phase.OPEN, Phase.UNKNOWN):
         if observed == CLOSED:
             clipped = phase is Phase.UNKNOWN  # the closure may have begun while the eyes were not seen
-            return _with_alarm(MachineState(Phase.CLOSED, t, seen_at, start=t, clipped_start=clipped), config)
+            return _with_alarm(MachineState(Phase.CLOSED, t, seen_at, start=t, clipped_start=clipped,
+                                            deepest=depth), config)
         return Step(MachineState(Phase.OPEN if observed == OPEN else Phase.UNKNOWN, t, seen_at))
 
     # In a closure (CLOSED or REOPENING).
@@ -146,7 +159,8 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig) -> S
             return Step(_dropped(state, t))
         return _with_alarm(replace(state, last_t=t), config)  # bridged: a few unusable frames
     if observed == CLOSED:
-        return _with_alarm(replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None), config)
+        return _with_alarm(replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
+                                   deepest=min(state.deepest, depth)), config)
     # observed open
     if phase is Phase.CLOSED:
         reopening = replace(state, phase=Phase.REOPENING, last_t=t, seen_at=t, reopened_at=t)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,11 +26,11 @@ from ..locators import Locator, make_locator
 from ..locators.base import SIDES, as_frame
 from ..locators.crop import crop_eye
 from ..metrics import sigmoid
-from .adaptation import LevelsState, PersonLevels
+from .adaptation import DecisionLabels, LevelsState, PersonLevels
 from .classify import CropClassifier
 from .config import StreamConfig
 from .errors import FrameError, StreamClosedError, TimestampError
-from .events import MachineState, Phase, finish, step
+from .events import MachineState, Phase, Step, finish, step
 from .filters import EyeFilter, fuse, hysteresis
 from .quality import TOO_SMALL, crop_stats, judge
 from .values import DROWSY, UNKNOWN, Alarm, EyeEvent, EyeObservation, StreamUpdate
@@ -41,6 +41,15 @@ SINGLE = "eye"  # the side name of a lone crop given without a locator
 NO_EYE = "no_eye"
 _IN_CLOSURE = (Phase.CLOSED, Phase.REOPENING)
 _Seen = tuple[str, Any, "tuple[int, int, int, int] | None", float, float]  # side, pixels | None, box, side px, inside
+
+
+class _Measured(NamedTuple):
+    """One eye after the gate and the classifier: the calibrated logit, or the reason there is none."""
+
+    side: str
+    box: tuple[int, int, int, int] | None
+    reason: str | None
+    logit: float | None
 
 
 class EyeStream:
@@ -88,6 +97,7 @@ class EyeStream:
         self._machine = MachineState()
         self._window = TrailingWindow(cfg.window)
         self._winks = WinkDetector(cfg.winks)
+        self._labels = DecisionLabels(cfg.adaptation.max_pending)
         self._last_t: float | None = None
         self._closed = False
         if self.locator is not None:
@@ -109,18 +119,35 @@ class EyeStream:
 
     def update(self, frame: Any, timestamp: float) -> StreamUpdate:
         """Process one frame taken at ``timestamp`` seconds (strictly after the previous one)."""
-        if self._closed:
-            raise StreamClosedError("this stream was closed; call reset() to start a new one")
         t = self._check_time(timestamp)
         seen = self._locate_and_crop(frame) if self.locator is not None else self._given_crops(frame)
+        return self._track(self._measure(seen), t)
+
+    def update_logits(self, logits: Mapping[str, float | None], timestamp: float) -> StreamUpdate:
+        """The same from a classifier of your own: calibrated logits (log-odds of open) per side ("left", "right",
+        or "eye" for one eye), None for an eye that was not usable."""
+        t = self._check_time(timestamp)
+        if not isinstance(logits, Mapping) or not logits or not set(logits) <= {*SIDES, SINGLE}:
+            raise FrameError(f"logits must map 'left'/'right' (or 'eye') to a float or None, got {logits!r}")
+        measured = []
+        for side, z in logits.items():
+            if z is not None and (isinstance(z, bool) or not isinstance(z, (int, float, np.floating))
+                                  or not math.isfinite(z)):
+                raise FrameError(f"the {side} logit must be a finite number or None, got {z!r}")
+            measured.append(_Measured(side, None, NO_EYE if z is None else None, None if z is None else float(z)))
+        return self._track(measured, t)
+
+    def _track(self, measured: list[_Measured], t: float) -> StreamUpdate:
+        """Everything after the classifier: adapt, filter, fuse, the state machine, the window, winks."""
         dt = 0.0 if self._last_t is None else min(t - self._last_t, self.config.events.max_gap)
-        eyes, scores = self._observe(seen, t, dt)
+        eyes, scores = self._follow(measured, t)
 
         fused_score = fuse(scores)
         self._fused = hysteresis(self._fused, fused_score, self.config.filter)
         before = self._machine
-        result = step(before, self._fused, t, self.config.events)
+        result = step(before, self._fused, t, self.config.events, fused_score)
         self._machine = machine = result.state
+        self._learn(before, result, [(e.side, e.logit, dt) for e in eyes if e.valid])
 
         window = self._window
         window.start(t)
@@ -130,7 +157,7 @@ class EyeStream:
             window.add_closure(result.event.start, result.event.end, result.event.kind)
         elif before.phase in _IN_CLOSURE and machine.phase is not Phase.OPEN and machine.start != before.start:
             window.invalidate(before.start, t)  # the closure was dropped as unknown: its time was not valid
-        in_closure = machine.phase in _IN_CLOSURE
+        in_closure = machine.phase in _IN_CLOSURE and machine.confirmed(self.config.events)
         ongoing_end = machine.reopened_at if machine.phase is Phase.REOPENING else t
         perclos = window.perclos(t, machine.start if in_closure else None, ongoing_end)
 
@@ -160,6 +187,8 @@ class EyeStream:
     # -- stages -----------------------------------------------------------------------------------------------
 
     def _check_time(self, timestamp: Any) -> float:
+        if self._closed:
+            raise StreamClosedError("this stream was closed; call reset() to start a new one")
         if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float, np.integer, np.floating)):
             raise TimestampError(f"timestamp must be a number of seconds, got {type(timestamp).__name__}")
         t = float(timestamp)
@@ -211,37 +240,51 @@ class EyeStream:
             seen.append((side, crop, None, float(min(crop.shape[:2])), 1.0))
         return seen
 
-    def _observe(self, seen: list[_Seen], t: float, dt: float) -> tuple[tuple[EyeObservation, ...], list[float]]:
-        """Gate, classify (one batch), adapt and filter every eye; returns the observations and the valid scores."""
+    def _measure(self, seen: list[_Seen]) -> list[_Measured]:
+        """Gate every crop, then classify the usable ones in one batch."""
         quality = self.config.quality
-        reasons: list[str | None] = []
-        resized = []
-        for _side, pixels, _box, side_px, inside in seen:
-            if pixels is None:
-                reasons.append(NO_EYE)
-                continue
-            prepared = self.classifier.prepare(pixels)
-            if prepared is None:
-                reasons.append(TOO_SMALL)
-                continue
-            grey, small = prepared
-            reason = judge(crop_stats(grey, small), side_px, inside, quality)
-            reasons.append(reason)
+        out, resized = [], []
+        for side, pixels, box, side_px, inside in seen:
+            reason = NO_EYE if pixels is None else None
             if reason is None:
-                resized.append(small)
-        values = self.classifier.logits(resized)
-        probs = iter(sigmoid(values).tolist() if values else ())
-        logits = iter(values)
+                prepared = self.classifier.prepare(pixels)
+                if prepared is None:
+                    reason = TOO_SMALL
+                else:
+                    grey, small = prepared
+                    reason = judge(crop_stats(grey, small), side_px, inside, quality)
+                    if reason is None:
+                        resized.append(small)
+            out.append(_Measured(side, box, reason, None))
+        logits = iter(self.classifier.logits(resized))
+        return [m if m.reason is not None else m._replace(logit=next(logits)) for m in out]
+
+    def _learn(self, before: MachineState, result: Step, samples: list[tuple[str, float, float]]) -> None:
+        """Teach each eye's PersonLevels with the machine's own decision about this frame (predict, then learn)."""
+        machine = result.state
+        events = self.config.events
+        in_closure = machine.phase in _IN_CLOSURE
+        ended = None
+        if before.phase in _IN_CLOSURE and (not in_closure or machine.start != before.start):
+            ended = "event" if result.event is not None else "noise" if machine.phase is Phase.OPEN else "unknown"
+        for (side, z, seconds), closed in self._labels.label(
+            samples, in_closure, machine.start, in_closure and machine.confirmed(events),
+            machine.phase is Phase.REOPENING, machine.phase is Phase.OPEN, ended,
+        ):
+            self.levels[side].learn_one(z, seconds, not closed)
+
+    def _follow(self, measured: list[_Measured], t: float) -> tuple[tuple[EyeObservation, ...], list[float]]:
+        """Score (in the person's units) and filter every eye; returns the observations and the valid scores."""
+        valid = [m.logit for m in measured if m.logit is not None]
+        probs = iter(sigmoid(valid).tolist() if valid else ())
         eyes, scores = [], []
-        for (side, _pixels, box, _side_px, _inside), reason in zip(seen, reasons, strict=True):
+        for side, box, reason, z in measured:
             levels, eye_filter = self._eye_stages(side)
-            if reason is not None:
+            if z is None:
                 eye_filter.update(None, t)
                 eyes.append(EyeObservation(side, False, UNKNOWN, reason, box))
                 continue
-            z = next(logits)
             score = levels.predict_one(z)
-            levels.learn_one(z, dt)
             smoothed, state = eye_filter.update(score, t)
             scores.append(smoothed)
             eyes.append(EyeObservation(side, True, state, None, box, next(probs), z, smoothed))
