@@ -89,7 +89,7 @@ def run(eye_state: Any, samples: Sequence[Any], progress: Callable[[str], None] 
             if progress:
                 progress(f"{key} scale {scale}: balanced accuracy {accuracy[key][f'{scale:g}']:.4f}")
     own = []
-    for grey, _a, _b, _w, label, _s in wide:
+    for grey, _a, _b, _w, _label, _s in wide:
         own.append(preprocess_grey(grey, eye_state.bundle.contract))
     z = eye_state.logits(np.stack(own)[:, None].astype(np.float32)) / eye_state.temperature if own else np.empty(0)
     y = np.asarray([f[4] for f in wide])

@@ -21,7 +21,7 @@ from .warp import inside_fraction, sample, square_grid
 
 @dataclass(frozen=True)
 class CropRecipe:
-    scale: float = 2.0  # crop side / eye width
+    scale: float = 2.5  # crop side / eye width
     max_side: int = 64  # crops are sampled at native resolution up to this many pixels a side
     roll: bool = True  # rotate by the eye's measured roll
 

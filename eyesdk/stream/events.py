@@ -48,7 +48,7 @@ class EventConfig:
     min_reopen: float = 0.05
     max_unknown: float = 0.3
     max_gap: float = 0.5
-    confirm_depth: float = 0.5  # a closure counts once the fused score reached -confirm_depth (person units)
+    confirm_depth: float = 0.85  # a closure counts once the fused score reached -confirm_depth (person units)
 
     def __post_init__(self) -> None:
         for name in ("long_blink_from", "microsleep_from", "sleep_from", "max_gap"):

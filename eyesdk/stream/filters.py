@@ -22,8 +22,8 @@ from .values import CLOSED, OPEN, UNKNOWN
 @dataclass(frozen=True)
 class FilterConfig:
     smoothing: float = 0.0  # EMA time constant of each eye's score, seconds (0: none)
-    enter_closed: float = -0.2  # score below which an open eye becomes closed
-    exit_closed: float = 0.2  # score above which a closed eye becomes open
+    enter_closed: float = -0.3  # score below which an open eye becomes closed
+    exit_closed: float = 0.15  # score above which a closed eye becomes open
     reset_after: float = 0.5  # an eye unseen for longer starts its smoothing afresh
 
     def __post_init__(self) -> None:

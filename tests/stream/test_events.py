@@ -80,7 +80,7 @@ def test_a_real_reopening_splits_two_blinks() -> None:
 def test_shallow_closures_are_not_confirmed() -> None:
     events, alarms, _ = run([("open", 30), ("closed", 60, -0.3), ("open", 30)])
     assert events == [] and alarms == []
-    events, _, _ = run([("open", 30), ("closed", 5, -0.3), ("closed", 1, -0.8), ("open", 30)])
+    events, _, _ = run([("open", 30), ("closed", 5, -0.3), ("closed", 1, -0.9), ("open", 30)])
     assert len(events) == 1 and events[0].duration == pytest.approx(6 / FPS)
 
 
