@@ -73,8 +73,9 @@ def measure(stream: Any, crops: SubjectCrops) -> Measured:
 
 
 def record(stream: Any, timeline: Timeline, times: np.ndarray, crops: SubjectCrops,
-           measured: Measured | None) -> Recording:
-    """Run one subject's timeline through the stream (frames, or cached logits when ``measured`` is given)."""
+           measured: Measured | None, trace: tuple[float, float] | None = None) -> Recording:
+    """Run one subject's timeline through the stream (frames, or cached logits when ``measured`` is given);
+    ``trace=(t0, t1)`` also keeps the fused score and PERCLOS of every update in that span (for the figure)."""
     stream.reset()
     rec = Recording()
     closed = timeline.closed_at(times)
@@ -95,6 +96,9 @@ def record(stream: Any, timeline: Timeline, times: np.ndarray, crops: SubjectCro
             if alarm.new:
                 rec.alarms.append((t, alarm.kind))
         rec.perclos.append((t, update.perclos))
+        if trace is not None and trace[0] <= t <= trace[1]:
+            scores = [e.score for e in update.eyes if e.valid]
+            rec.trace.append((t, sum(scores) / len(scores) if scores else None, update.perclos))
     rec.events += [e for e in stream.close() if e.kind in CLOSURES]
     return rec
 
@@ -114,8 +118,10 @@ def run(
     seed: int = 0,
     configs: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    figure: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """Score every variant on every usable subject; returns the per-subject and pooled results."""
+    """Score every variant on every usable subject; returns the per-subject and pooled results, and with
+    ``figure=(t0, t1)`` the first variant's trace of that span for every subject."""
     from eyesdk.stream import EyeStream
 
     configs = configs or variants()
@@ -124,6 +130,7 @@ def run(
     results: dict[str, Any] = {name: {"subjects": {}} for name in configs}
     measured: dict[str, Measured] = {}
     refused: dict[str, dict[str, int]] = {}
+    traces: dict[str, Any] = {}
     started = time.perf_counter()
     frames = 0
     for name, config in configs.items():
@@ -133,7 +140,18 @@ def run(
             if mode == "logits" and crops.subject not in measured:
                 measured[crops.subject] = measure(stream, crops)
                 refused[crops.subject] = measured[crops.subject].refused
-            rec = record(stream, timeline, times, crops, measured.get(crops.subject) if mode == "logits" else None)
+            span = figure if figure is not None and name == next(iter(configs)) else None
+            rec = record(stream, timeline, times, crops, measured.get(crops.subject) if mode == "logits" else None,
+                         trace=span)
+            if span is not None:
+                traces[crops.subject] = {
+                    "span": list(span),
+                    "truth": [(c.start, c.end, c.kind) for c in timeline.closures
+                              if c.end > span[0] and c.start < span[1]],
+                    "events": [(e.start, e.end, e.kind) for e in rec.events if e.end > span[0] and e.start < span[1]],
+                    "alarms": [(t, k) for t, k in rec.alarms if span[0] <= t <= span[1]],
+                    "trace": rec.trace,
+                }
             frames += rec.frames
             result = score(timeline, rec)
             result["winks_reported"] = len(rec.winks)
@@ -150,6 +168,7 @@ def run(
         "refused_crops": refused,
         "frames": frames,
         "seconds": seconds,
+        "traces": traces,
         "timeline": {"minutes_awake": minutes_awake, "minutes_drowsy": minutes_drowsy, "fps": 30.0,
                      "jitter": 0.3, "drop": 0.02, "seed": seed},
     }

@@ -67,6 +67,7 @@ class Recording:
     perclos: list[tuple[float, float | None]] = field(default_factory=list)  # (time, value) at updates
     unknown_frames: int = 0
     frames: int = 0
+    trace: list[tuple[float, float | None, float | None]] = field(default_factory=list)  # (t, fused score, perclos)
 
 
 def perclos_errors(timeline: Timeline, recording: Recording, window: float = 60.0) -> list[float]:

@@ -26,10 +26,10 @@ INSTALL = "pip install 'eyesdk[stream]'  (opencv-python-headless<5)"
 class FaceGeometry:
     """Eye centres and width as fractions of the cascade's face box (x from its left, y from its top)."""
 
-    left_x: float = 0.315
-    right_x: float = 0.685
-    eye_y: float = 0.39
-    eye_width: float = 0.19
+    left_x: float = 0.311  # medians over 99 faces (92 LFW, 7 astronaut frames): eyesdk-bench stream locators
+    right_x: float = 0.697
+    eye_y: float = 0.392
+    eye_width: float = 0.174
 
 
 FACE_GEOMETRY = FaceGeometry()

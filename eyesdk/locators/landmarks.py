@@ -18,6 +18,8 @@ from .facemesh import FaceMesh, Roi, eyes_from_landmarks, roi_from_detection, ro
 from .models import model_path
 from .runner import TfliteModel
 
+MAX_CANDIDATES = 3  # detections tried, by score, until the mesh confirms one (a body can score 0.5 as a "face")
+
 
 class MediaPipeLocator:
     name = "mediapipe"
@@ -75,9 +77,9 @@ class MediaPipeLocator:
                 return eyes
         self.detections += 1
         self._since_detect = 0
-        faces = self.detector.detect(frame)
-        if not faces:
-            self._roi = None
-            return ()
-        best = max(faces, key=lambda d: d.score * d.size)  # the main face: confident and near the camera
-        return self._from_roi(frame, roi_from_detection(best))
+        self._roi = None
+        for face in self.detector.detect(frame)[:MAX_CANDIDATES]:  # best score first; the mesh confirms the face
+            eyes = self._from_roi(frame, roi_from_detection(face))
+            if eyes:
+                return eyes
+        return ()

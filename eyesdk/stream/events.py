@@ -49,6 +49,7 @@ class EventConfig:
     max_unknown: float = 0.3
     max_gap: float = 0.5
     confirm_depth: float = 0.85  # a closure counts once the fused score reached -confirm_depth (person units)
+    solid_depth: float = 0.0  # ... and while its time-weighted mean score is at most -solid_depth (0: not checked)
 
     def __post_init__(self) -> None:
         for name in ("long_blink_from", "microsleep_from", "sleep_from", "max_gap"):
@@ -56,6 +57,7 @@ class EventConfig:
         for name in ("min_closure", "min_reopen", "max_unknown"):
             check_range("EventConfig", name, getattr(self, name), 0.0)
         check_range("EventConfig", "confirm_depth", self.confirm_depth, -2.0, 2.0)
+        check_range("EventConfig", "solid_depth", self.solid_depth, 0.0, 2.0)
         if not self.long_blink_from < self.microsleep_from < self.sleep_from:
             raise StreamConfigError(
                 f"EventConfig thresholds must increase: long_blink_from {self.long_blink_from} < microsleep_from "
@@ -94,9 +96,15 @@ class MachineState:
     clipped_start: bool = False
     alarm: str | None = None
     deepest: float = 0.0  # lowest fused score seen in this closure
+    score_sum: float = 0.0  # time-weighted sum of the closure's fused scores (seconds x score)
+    score_time: float = 0.0
 
     def confirmed(self, config: EventConfig) -> bool:
-        return self.deepest <= -config.confirm_depth
+        if self.deepest > -config.confirm_depth:
+            return False
+        if config.solid_depth > 0.0 and self.score_time > 0.0:
+            return self.score_sum / self.score_time <= -config.solid_depth
+        return True
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,10 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig, scor
                                             deepest=depth), config)
         return Step(MachineState(Phase.OPEN if observed == OPEN else Phase.UNKNOWN, t, seen_at))
 
-    # In a closure (CLOSED or REOPENING).
+    # In a closure (CLOSED or REOPENING): this frame's score counts for the time since the previous frame.
+    if score is not None:
+        dt = min(t - state.last_t, config.max_gap)
+        state = replace(state, score_sum=state.score_sum + dt * score, score_time=state.score_time + dt)
     if not seen:
         if state.seen_at is None or t - state.seen_at > config.max_unknown:
             return Step(_dropped(state, t))
