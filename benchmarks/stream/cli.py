@@ -97,8 +97,6 @@ def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, 
            minutes_drowsy: float, mode: str, sweep: str | None, figure_path: Path | None, backend: str,
            json_path: Path | None, quiet: bool) -> None:
     """Blink / closure F1, false long closures and alarms per awake hour, PERCLOS error, alarm latency."""
-    from dataclasses import replace
-
     from . import events_bench
     from .playback import load_subjects
     from .subjects import SeenSubjectsError, unseen_subjects
@@ -120,11 +118,10 @@ def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, 
     crops = load_subjects(mrl, sorted(mrl_subjects))
     configs = events_bench.variants()
     if sweep:
+        from eyesdk.stream import stream_config
+
         try:
-            extra = json.loads(sweep)
-            base = configs["default"]
-            for name, sections in extra.items():
-                configs[name] = replace(base, **{sec: replace(getattr(base, sec), **kv) for sec, kv in sections.items()})
+            configs.update({name: stream_config(**sections) for name, sections in json.loads(sweep).items()})
         except (ValueError, TypeError, AttributeError) as exc:
             raise click.BadParameter(f"--sweep: {exc}") from exc
     span = None
@@ -188,7 +185,8 @@ def noise(mrl: Path, model: Path | None, subjects_from: str | None, backend: str
     """Per-frame logit noise of real crops in video order, per subject and eye state."""
     from eyesdk.stream import EyeStream
 
-    from . import events_bench, noise as noise_bench
+    from . import events_bench
+    from . import noise as noise_bench
     from .playback import load_subjects
     from .subjects import SeenSubjectsError, unseen_subjects
 
