@@ -251,10 +251,11 @@ def gate(sources: tuple[Path, ...], model: Path | None, sample: int, backend: st
 @click.option("--subjects-from", metavar="FOLDS_JSON:FOLD", help="Only these subjects (e.g. the held-out fold).")
 @click.option("--sample", type=click.IntRange(min=10), default=3000, show_default=True)
 @_backend
+@_locator_models
 @options.json_out("the crop-scale document")
 @options.quiet
 def crop_scale(sources: tuple[Path, ...], model: Path | None, subjects_from: str | None, sample: int, backend: str,
-               json_path: Path | None, quiet: bool) -> None:
+               locator_models: Path | None, json_path: Path | None, quiet: bool) -> None:
     """The crop recipe's scale: how training crops are framed, and the classifier's accuracy per scale."""
     from ..data import parse_subjects_from, subjects_of_folds
     from . import crop_scale as bench
@@ -265,7 +266,8 @@ def crop_scale(sources: tuple[Path, ...], model: Path | None, subjects_from: str
     if subjects_from:
         path, folds = parse_subjects_from(subjects_from)
         subjects = subjects_of_folds(path, folds)
-    result = bench.run(eye_state, bench.samples_of(sources, subjects, sample), progress=_say(quiet))
+    result = bench.run(eye_state, bench.samples_of(sources, subjects, sample), progress=_say(quiet),
+                       models=locator_models)
     click.echo(f"training-crop scale (side / iris-model eye width): {result['scale_of_training_crops']['all']}")
     click.echo(f"framing check (central 80 % must measure 0.8): {result['framing_check_ratio_of_80pct_crop']}")
     for key, by_scale in result["balanced_accuracy_by_scale"].items():

@@ -34,7 +34,8 @@ def corners(model: Any, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (a, b) if a[0] <= b[0] else (b, a)
 
 
-def run(eye_state: Any, samples: Sequence[Any], progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(eye_state: Any, samples: Sequence[Any], progress: Callable[[str], None] | None = None,
+        models: Path | None = None) -> dict[str, Any]:
     from eyesdk.imagefile import read_image
     from eyesdk.locators.base import EyeLocation
     from eyesdk.locators.crop import CropRecipe, crop_eye
@@ -42,7 +43,7 @@ def run(eye_state: Any, samples: Sequence[Any], progress: Callable[[str], None] 
     from eyesdk.locators.runner import TfliteModel
     from eyesdk.preprocess import preprocess_grey, to_grey
 
-    model = TfliteModel(model_path("iris_landmarks"))
+    model = TfliteModel(model_path("iris_landmarks", models))
     ratios, shrunk, found = [], [], []
     for i, sample in enumerate(samples):
         grey = to_grey(read_image(sample.path), "rgb")

@@ -171,7 +171,7 @@ def watch(video: Path | None, camera: int | None, as_json: bool, annotate: Path 
     except KeyboardInterrupt:
         reason, status = "interrupted", 130
     except VideoSourceError as exc:
-        reason, status = f"source failed: {exc}", 1
+        reason, status = f"video error: {exc}", 1
     except EyeSDKError as exc:
         reason, status = f"{type(exc).__name__}: {exc}", 1
     finally:

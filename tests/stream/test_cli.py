@@ -148,7 +148,7 @@ def test_a_camera_that_disappears(monkeypatch: pytest.MonkeyPatch) -> None:
                                        "--json", "--backend", "onnxruntime"])
     assert result.exit_code == 1
     end = records(result.output)[-1]
-    assert end["reason"] == "source failed: camera 0 stopped delivering frames (after 20 frames)"
+    assert end["reason"] == "video error: camera 0 stopped delivering frames (after 20 frames)"
 
 
 def test_a_truncated_video_says_so(video: Path, tmp_path: Path) -> None:
@@ -170,6 +170,7 @@ def test_a_truncated_video_says_so(video: Path, tmp_path: Path) -> None:
         (["--video", "a.mp4", "--camera", "0"], r"give exactly one of --video FILE or --camera N"),
         (["--video", "a.mp4", "--locator", "fixed"], r"--locator fixed needs --regions"),
         (["--video", "a.mp4", "--regions", "left=1,2,3"], r"expected e.g. 'left=100,80,60,60;right=220,80,60,60'"),
+        (["--video", "a.mp4", "--regions", ";"], r"no region given"),
     ],
 )
 def test_usage_errors(args, match) -> None:
@@ -177,6 +178,15 @@ def test_usage_errors(args, match) -> None:
 
     result = CliRunner().invoke(main, ["watch", *args])
     assert result.exit_code == 2 and re.search(match, result.output)
+
+
+def test_an_annotation_opencv_cannot_write(video: Path, tmp_path: Path) -> None:
+    result = watch("--video", str(video), "--locator", "fixed", "--regions", REGIONS, "--json", "--quiet",
+                   "--backend", "onnxruntime", "--annotate", str(tmp_path / "out.nope"))
+    assert result.exit_code == 1
+    end = records(result.output)[-1]
+    assert end["reason"].startswith("video error: OpenCV cannot write an mp4 video to")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
 
 
 def test_missing_and_corrupt_files(tmp_path: Path) -> None:
