@@ -90,12 +90,14 @@ def stream() -> None:
               '\'{"exit0": {"filter": {"exit_closed": 0.0}}}\'.')
 @click.option("--figure", "figure_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the timeline figure (SVG) of one subject's first 90 s of drowsy script.")
+@click.option("--figure-subject", metavar="SUBJECT", help="Subject of the figure, e.g. mrl:s0037 (default: the one "
+              "with the most scripted closures in the span).")
 @_backend
 @options.json_out("the event-accuracy document")
 @options.quiet
 def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, minutes_awake: float,
-           minutes_drowsy: float, mode: str, sweep: str | None, figure_path: Path | None, backend: str,
-           json_path: Path | None, quiet: bool) -> None:
+           minutes_drowsy: float, mode: str, sweep: str | None, figure_path: Path | None, figure_subject: str | None,
+           backend: str, json_path: Path | None, quiet: bool) -> None:
     """Blink / closure F1, false long closures and alarms per awake hour, PERCLOS error, alarm latency."""
     from . import events_bench
     from .playback import load_subjects
@@ -158,7 +160,10 @@ def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, 
 
         from .figure import timeline_svg
 
-        subject = max(traces, key=lambda s: len(traces[s]["truth"]))
+        if figure_subject is not None and figure_subject not in traces:
+            raise click.BadParameter(f"{figure_subject!r} is not one of the subjects played: {', '.join(traces)}",
+                                     param_hint="--figure-subject")
+        subject = figure_subject or max(traces, key=lambda s: len(traces[s]["truth"]))
         t = traces[subject]
         thresholds = {"enter closed": FilterConfig().enter_closed, "exit": FilterConfig().exit_closed,
                       "confirm": -EventConfig().confirm_depth}
@@ -210,8 +215,8 @@ def noise(mrl: Path, model: Path | None, subjects_from: str | None, backend: str
             click.echo(f"{subject:<11} {state:<6} {st['n']:>5} {st['median']:7.2f} {st['sd']:5.2f} {st['p5']:6.2f} "
                        f"{st['p95']:6.2f} {st['lag1_autocorrelation']:5.2f} {st['wrong_side_of_threshold']:6.3f}  "
                        f"{st['wrong_runs']}")
-    _write(json_path, _document("noise", ctx, eye_state, subjects=chosen.how, data={"mrl": str(mrl),
-                                                                                    "licence": LICENCES["mrl"]},
+    _write(json_path, _document("noise", ctx, eye_state, chosen=chosen.how, data={"mrl": str(mrl),
+                                                                                  "licence": LICENCES["mrl"]},
                                 **result))
 
 

@@ -56,8 +56,8 @@ def eyes_from_landmarks(points: np.ndarray, confidence: float) -> tuple[EyeLocat
     for side, a, b in EYE_CORNERS:
         (ax, ay), (bx, by) = points[a], points[b]
         width = math.hypot(bx - ax, by - ay)
-        eyes.append(EyeLocation(side, ((ax + bx) / 2, (ay + by) / 2), width, math.atan2(by - ay, bx - ax),
-                                confidence, "landmarks"))
+        eyes.append(EyeLocation(side, (float(ax + bx) / 2, float(ay + by) / 2), float(width),
+                                math.atan2(by - ay, bx - ax), float(confidence), "landmarks"))
     return tuple(eyes)
 
 

@@ -16,7 +16,10 @@ from .values import CLOSED, OPEN, WINK, EyeEvent
 
 @dataclass(frozen=True)
 class WinkConfig:
-    enabled: bool = True
+    """Off by default, by measurement: on unseen MRL subjects playing no winks at all, per-eye flicker made ~265
+    false winks per hour (``eyesdk-bench stream events``, winks_reported). Turn it on only with clean per-eye crops."""
+
+    enabled: bool = False
     min_duration: float = 0.1
     max_duration: float = 1.0
 

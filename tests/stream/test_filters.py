@@ -49,7 +49,7 @@ def test_fuse_uses_whatever_eyes_are_valid() -> None:
 
 
 def test_winks_need_one_eye_closed_and_the_other_open() -> None:
-    d = WinkDetector(WinkConfig(min_duration=0.1, max_duration=1.0))
+    d = WinkDetector(WinkConfig(enabled=True, min_duration=0.1, max_duration=1.0))
     assert closed_side({"left": "closed", "right": "open"}) == "left"
     assert closed_side({"left": "closed", "right": "closed"}) is None
     assert closed_side({"left": "closed", "right": "unknown"}) is None
@@ -61,10 +61,10 @@ def test_winks_need_one_eye_closed_and_the_other_open() -> None:
 
 
 def test_asymmetry_that_becomes_a_blink_or_is_too_short_is_no_wink() -> None:
-    d = WinkDetector()
+    d = WinkDetector(WinkConfig(enabled=True))
     states = [("open", "open")] * 3 + [("closed", "open")] * 6 + [("closed", "closed")] * 6 + [("open", "open")] * 3
     assert all(d.update(i / 30, {"left": a, "right": b}) is None for i, (a, b) in enumerate(states))
-    d = WinkDetector()
+    d = WinkDetector(WinkConfig(enabled=True))
     states = [("open", "open")] * 3 + [("open", "closed")] * 2 + [("open", "open")] * 3
     assert all(d.update(i / 30, {"left": a, "right": b}) is None for i, (a, b) in enumerate(states))
     d = WinkDetector(WinkConfig(enabled=False))

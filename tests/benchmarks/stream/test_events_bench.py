@@ -66,3 +66,15 @@ def test_unseen_mrl_subjects_briefly(shared_data: Path, eye_state) -> None:
                               configs={"default": events_bench.variants()["default"]})
     pooled = result["variants"]["default"]["pooled"]
     assert pooled["events"]["truth"] > 20 and pooled["events"]["f1"] > 0.8
+
+
+def test_the_noise_command(tiny_mrl, tmp_path: Path) -> None:
+    root, folds, _, held = tiny_mrl
+    out = tmp_path / "noise.json"
+    result = CliRunner().invoke(bench, ["stream", "noise", "--data", str(root), "--subjects-from", f"{folds}:{held}",
+                                        "--backend", "onnxruntime", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert set(document["subjects"]) == {"mrl:s0002", "mrl:s0003"}
+    assert document["subjects"]["mrl:s0002"]["open"]["n"] == 24 and "lag1_autocorrelation" in \
+        document["subjects"]["mrl:s0002"]["closed"]
