@@ -88,6 +88,7 @@ def stream() -> None:
               help="frames: every crop through the whole stream; logits: each crop measured once, then replayed.")
 @click.option("--sweep", metavar="JSON", help='Extra variants: a JSON object name -> {section: {field: value}}, e.g. '
               '\'{"exit0": {"filter": {"exit_closed": 0.0}}}\'.')
+@click.option("--sweep-only", is_flag=True, help="With --sweep: run the default and the sweep's variants only.")
 @click.option("--figure", "figure_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the timeline figure (SVG) of one subject's first 90 s of drowsy script.")
 @click.option("--figure-subject", metavar="SUBJECT", help="Subject of the figure, e.g. mrl:s0037 (default: the one "
@@ -96,8 +97,8 @@ def stream() -> None:
 @options.json_out("the event-accuracy document")
 @options.quiet
 def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, minutes_awake: float,
-           minutes_drowsy: float, mode: str, sweep: str | None, figure_path: Path | None, figure_subject: str | None,
-           backend: str, json_path: Path | None, quiet: bool) -> None:
+           minutes_drowsy: float, mode: str, sweep: str | None, sweep_only: bool, figure_path: Path | None,
+           figure_subject: str | None, backend: str, json_path: Path | None, quiet: bool) -> None:
     """Blink / closure F1, false long closures and alarms per awake hour, PERCLOS error, alarm latency."""
     from . import events_bench
     from .playback import load_subjects
@@ -119,6 +120,8 @@ def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, 
     say(f"{'DEV (trained-on)' if dev else 'unseen'} subjects: {', '.join(sorted(mrl_subjects))} ({chosen.how})")
     crops = load_subjects(mrl, sorted(mrl_subjects))
     configs = events_bench.variants()
+    if sweep_only:
+        configs = {"default": configs["default"]}
     if sweep:
         from eyesdk.stream import stream_config
 
