@@ -121,8 +121,6 @@ def test_eyesdk_convert_help_runs_after_install(install: Install) -> None:
 
 
 @pytest.mark.registry
-@pytest.mark.xfail(strict=True, reason="MERGE: the converters engineer's one-line 'needs eyesdk[train]' message "
-                                       "(issue 13) is not on this branch yet; remove this mark when it is")
 def test_eyesdk_convert_train_says_in_one_line_that_it_needs_the_train_extra(install: Install) -> None:
     data = install.home / "data"
     rng = np.random.default_rng(1)
