@@ -12,6 +12,24 @@ from html import escape
 KIND_COLORS = {"blink": "#4c9be8", "long_blink": "#8e6bd8", "microsleep": "#f39c34", "sleep": "#e4572e"}
 
 
+def _polyline(points, colour: str, stroke: float) -> str:
+    """An SVG path through (x, y) points; a None y lifts the pen."""
+    path, pen = [], "M"
+    for px, py in points:
+        if py is None:
+            pen = "M"
+            continue
+        path.append(f"{pen}{px:.1f},{py:.1f}")
+        pen = "L"
+    return f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" stroke-width="{stroke}"/>'
+
+
+def _bars(intervals, x, y: float, h: float, t0: float, t1: float) -> list[str]:
+    """One coloured bar per (start, end, kind) that overlaps [t0, t1]."""
+    return [f'<rect x="{x(a):.1f}" y="{y}" width="{max(x(b) - x(a), 1):.1f}" height="{h}" '
+            f'fill="{KIND_COLORS.get(kind, "#888")}"/>' for a, b, kind in intervals if b > t0 and a < t1]
+
+
 def timeline_svg(
     title: str,
     t0: float,
@@ -39,11 +57,7 @@ def timeline_svg(
         label = {"truth": "script", "score": "fused score", "found": "reported", "alarms": "alarms",
                  "perclos": "PERCLOS"}[name]
         out.append(f'<text x="{left - 8}" y="{y + h / 2 + 4}" text-anchor="end">{label}</text>')
-    y, h = rows["truth"]
-    for a, b, kind in truth:
-        if b > t0 and a < t1:
-            out.append(f'<rect x="{x(a):.1f}" y="{y}" width="{max(x(b) - x(a), 1):.1f}" height="{h}" '
-                       f'fill="{KIND_COLORS.get(kind, "#888")}"/>')
+    out += _bars(truth, x, *rows["truth"], t0, t1)
     y, h = rows["score"]
     lo, hi = -2.0, 2.0
 
@@ -55,22 +69,11 @@ def timeline_svg(
                    f'stroke="#bbb" stroke-dasharray="4 3"/><text x="{width - right}" y="{sy(value) - 3:.1f}" '
                    f'text-anchor="end" fill="#888" font-size="10">{escape(name)} {value:+g}</text>')
     out.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="#999"/>')
-    path, pen = [], "M"
-    for t, score, _ in trace:
-        if score is None:
-            pen = "M"
-            continue
-        path.append(f"{pen}{x(t):.1f},{sy(score):.1f}")
-        pen = "L"
-    out.append(f'<path d="{" ".join(path)}" fill="none" stroke="#333" stroke-width="1"/>')
+    out.append(_polyline([(x(t), None if score is None else sy(score)) for t, score, _ in trace], "#333", 1))
     for v in (lo, hi):
         out.append(f'<text x="{left - 8}" y="{sy(v) + 4:.1f}" text-anchor="end" fill="#888" font-size="10">'
                    f'{v:+g}</text>')
-    y, h = rows["found"]
-    for a, b, kind in events:
-        if b > t0 and a < t1:
-            out.append(f'<rect x="{x(a):.1f}" y="{y}" width="{max(x(b) - x(a), 1):.1f}" height="{h}" '
-                       f'fill="{KIND_COLORS.get(kind, "#888")}"/>')
+    out += _bars(events, x, *rows["found"], t0, t1)
     y, h = rows["alarms"]
     for t, kind in alarms:
         if t0 <= t <= t1:
@@ -79,15 +82,8 @@ def timeline_svg(
     y, h = rows["perclos"]
     values = [p for _, _, p in trace if p is not None]
     top = max(0.2, max(values) if values else 0.2)
-    path, pen = [], "M"
-    for t, _, p in trace:
-        if p is None:
-            pen = "M"
-            continue
-        path.append(f"{pen}{x(t):.1f},{y + h - p / top * h:.1f}")
-        pen = "L"
-    out.append(f'<path d="{" ".join(path)}" fill="none" stroke="#e4572e" stroke-width="1.5"/>'
-               f'<text x="{left + 4}" y="{y + 10}" fill="#888" font-size="10">{100 * top:.0f} %</text>'
+    out.append(_polyline([(x(t), None if p is None else y + h - p / top * h) for t, _, p in trace], "#e4572e", 1.5))
+    out.append(f'<text x="{left + 4}" y="{y + 10}" fill="#888" font-size="10">{100 * top:.0f} %</text>'
                f'<line x1="{left}" x2="{width - right}" y1="{y + h}" y2="{y + h}" stroke="#ccc"/>')
     axis = height - 18
     step = 5.0 if span <= 60 else 10.0 if span <= 180 else 30.0

@@ -136,26 +136,27 @@ def test_drowsy_alarm_from_perclos(eye_state) -> None:
     assert [k for _, k in raised] == ["drowsy"]
 
 
-def test_adaptation_learns_a_person_whose_open_eyes_look_closed_ish(eye_state) -> None:
+def test_adaptation_learns_a_person_whose_eyes_sit_near_the_threshold(eye_state) -> None:
+    """Open eyes at +0.5, closed at -3 (glasses-like): the fixed threshold never confirms their blinks."""
     rng = np.random.default_rng(1)
 
-    def false_closures(adapt: bool) -> int:
+    def blinks_found(adapt: bool) -> tuple[int, EyeStream]:
         config = stream_config(adaptation={"enabled": adapt})
         stream = EyeStream(locator=None, eye_state=eye_state, config=config)
         events = []
-        for i in range(int(120 * FPS)):
+        for i in range(int(180 * FPS)):
             t = i / FPS
             closed = (t % 4.0) < 0.25
-            z = rng.normal(-7.0, 1.0) if closed else rng.normal(0.8, 1.2)  # open eyes just above the threshold
+            z = rng.normal(-3.0, 0.8) if closed else rng.normal(0.5, 1.0)
             events += stream.update_logits({"left": z, "right": z + rng.normal(0, 0.3)}, t).events
-        true = int(120 / 4)
-        return len(events) - true, stream
+        return sum(1 for e in events if e.kind == "blink" and 0.15 < e.duration < 0.35 and e.start > 120.0), stream
 
-    fixed, _ = false_closures(False)
-    adapted, stream = false_closures(True)
-    assert adapted < fixed
+    true = int(60 / 4)  # in the third minute, once the levels are learned
+    fixed, _ = blinks_found(False)
+    adapted, stream = blinks_found(True)
+    assert fixed < 0.5 * true and adapted >= 0.9 * true
     levels = stream.person()["left"]
-    assert levels.open_level < 3.0 and levels.boundary < -1.0  # learned: this person's open level is low
+    assert levels.open_level < 2.0 and -4.0 < levels.closed_level < -2.0 and levels.boundary < -0.5
 
 
 def test_reset_forgets_everything(eye_state) -> None:
