@@ -16,7 +16,7 @@ from .values import CLOSED, OPEN, WINK, EyeEvent
 
 @dataclass(frozen=True)
 class WinkConfig:
-    """Off by default, by measurement: on unseen MRL subjects playing no winks at all, per-eye flicker made ~265
+    """Off by default, by measurement: on unseen MRL subjects playing no winks at all, per-eye flicker made ~250
     false winks per hour (``eyesdk-bench stream events``, winks_reported). Turn it on only with clean per-eye crops."""
 
     enabled: bool = False
