@@ -54,7 +54,7 @@ def test_the_cli_refuses_subjects_the_bundle_trained_on(tiny_mrl) -> None:
 
 @pytest.mark.real_data
 def test_unseen_mrl_subjects_briefly(shared_data: Path, eye_state) -> None:
-    from conftest import shipped_folds
+    from bundle_folds import shipped_folds
 
     from eyesdk.benchmarks.stream.subjects import unseen_subjects
 
