@@ -82,6 +82,7 @@ def test_text_output_and_an_annotated_video(video: Path, tmp_path: Path) -> None
 
 
 def test_sigterm_stops_cleanly(video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler watch installs, called as the signal would (a real SIGTERM: the subprocess test below)."""
     from eyesdk.stream.video import VideoSource
 
     original = VideoSource.__iter__
@@ -89,7 +90,9 @@ def test_sigterm_stops_cleanly(video: Path, monkeypatch: pytest.MonkeyPatch) -> 
     def terminated_midway(self):
         for n, item in enumerate(original(self)):
             if n == 170:  # inside the microsleep, 1.2 s after it began
-                os.kill(os.getpid(), signal.SIGTERM)
+                handler = signal.getsignal(signal.SIGTERM)
+                assert callable(handler)
+                handler(signal.SIGTERM, None)
             yield item
 
     monkeypatch.setattr(VideoSource, "__iter__", terminated_midway)
@@ -99,6 +102,23 @@ def test_sigterm_stops_cleanly(video: Path, monkeypatch: pytest.MonkeyPatch) -> 
     lines = records(result.output)
     assert lines[-1]["reason"] == "terminated" and lines[-1]["frames"] == 171
     assert lines[-2]["type"] == "event" and lines[-2]["kind"] == "microsleep" and lines[-2]["clipped"]
+
+
+def test_a_real_sigterm_to_a_running_watch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    long_video = write_video(tmp_path / "long.mp4", 100.0, [])
+    process = subprocess.Popen([sys.executable, "-m", "eyesdk.cli", "watch", "--video", str(long_video), "--locator",
+                                "fixed", "--regions", REGIONS, "--json", "--quiet", "--backend", "onnxruntime"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    end = json.loads(out.strip().splitlines()[-1])
+    assert end["type"] == "end" and end["reason"] == "terminated" and 0 < end["frames"] < 3000
 
 
 def test_ctrl_c_stops_cleanly_with_130(video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
