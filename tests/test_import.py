@@ -88,6 +88,30 @@ def test_errors_subclass_builtins() -> None:
     assert not issubclass(errors.ArtifactNotFoundError, ImportError)  # a bundle's content is not an import
 
 
+def test_every_named_error_anywhere_subclasses_a_builtin() -> None:
+    """Not only eyesdk.errors: every EyeSDKError subclass the packages define (stream, locators, converters) is also
+    a built-in other than Exception, so ``except ValueError`` / ``except OSError`` callers catch it."""
+    import builtins
+    import importlib
+
+    for module in ("eyesdk.stream.errors", "eyesdk.locators.errors", "eyesdk.converters.datasets",
+                   "eyesdk.converters.pack", "eyesdk.converters.bundle", "eyesdk.converters.distributed"):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # a runtime-only install has no converters: check what is here
+            continue
+    builtin_errors = {c for c in vars(builtins).values() if isinstance(c, type) and issubclass(c, BaseException)}
+    seen, todo = set(), [eyesdk.EyeSDKError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    assert len(seen) >= 6
+    for cls in seen:
+        assert {c for c in cls.__mro__ if c in builtin_errors} - {Exception, BaseException}, cls
+
+
 def test_one_version_number() -> None:
     """pyproject reads the version from eyesdk.__version__ (dynamic) and the installed metadata agrees."""
     from importlib import metadata

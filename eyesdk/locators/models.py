@@ -70,7 +70,13 @@ LOCATOR_FILES = ("face_detector", "face_landmarks")  # what the landmark locator
 def models_dir() -> Path:
     from ..tune import cache_dir
 
-    return cache_dir() / "locator" / f"{PACKAGE}-{VERSION}"
+    folder = cache_dir()
+    if folder is None:  # no home directory (a container's uid without a passwd entry): say where to point it
+        raise LocatorModelMissingError(
+            "the locator models live in eyesdk's cache directory, and this machine has none (no home directory): "
+            "set EYESDK_CACHE_DIR"
+        )
+    return folder / "locator" / f"{PACKAGE}-{VERSION}"
 
 
 def sha256_of(path: Path) -> str:

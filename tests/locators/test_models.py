@@ -120,3 +120,12 @@ def test_pip_that_cannot_run_is_a_fetch_error(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(models.subprocess, "run", missing)
     with pytest.raises(LocatorFetchError, match=r"could not run pip to download mediapipe==0.10.21: no python"):
         models.fetch(root=tmp_path / "cache")
+
+
+def test_no_cache_directory_says_where_to_point_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no home directory the tuning cache is off (issue 14 #11); the locator models need a folder, so say so."""
+    from eyesdk import tune
+
+    monkeypatch.setattr(tune, "cache_dir", lambda: None)
+    with pytest.raises(LocatorModelMissingError, match="this machine has none .*set EYESDK_CACHE_DIR"):
+        models.models_dir()
