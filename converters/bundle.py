@@ -223,7 +223,8 @@ def checkpoint_contract(ckpt: Mapping[str, Any]) -> PreprocessContract:
 
 
 def _model_section(model: nn.Module, ckpt: Mapping[str, Any], size: int) -> dict[str, Any]:
-    from .model import count_macs, count_params
+    from .flops import count_macs
+    from .model import count_params
 
     config = dict(ckpt.get("config") or getattr(model, "config", {}))
     return {**config, "head": config.get("head", "bce"), "params": count_params(model),

@@ -3,7 +3,6 @@ validation, atomic checkpoints every epoch and resume after an interruption (eve
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Sequence
@@ -15,13 +14,17 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from eyesdk.metrics import balanced_accuracy, log_loss, roc_auc, sigmoid
+from eyesdk.metrics import balanced_accuracy, fit_temperature, log_loss, roc_auc, sigmoid
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
+from eyesdk.progress import Progress
 
 from .augment import AugmentConfig, augment
 from .checkpoint import read_checkpoint, save_checkpoint
-from .model import build_model, count_macs, count_params
+from .flops import count_macs
+from .model import build_model, count_params
 
 
 @dataclass
@@ -101,11 +104,32 @@ def predict_embeddings(model: nn.Module, x_std: np.ndarray, batch: int = 2048) -
         return torch.cat([model.embed(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
 
-def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+def lr_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int) -> LRScheduler:
+    """Per-step learning rate: linear warm-up from lr / warmup to lr over `warmup` steps, then a cosine to 0 at
+    `total_steps` (torch's LinearLR then CosineAnnealingLR): step s < warmup gets lr * (s + 1) / warmup."""
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup))
+    if warmup <= 0:
+        return cosine
+    ramp = LinearLR(optimizer, start_factor=1.0 / warmup, end_factor=1.0, total_iters=max(1, warmup - 1))
+    return SequentialLR(optimizer, [ramp, cosine], milestones=[warmup])
+
+
+def ema_of(model: nn.Module, decay: float, warmup: int) -> AveragedModel:
+    """torch's EMA (``AveragedModel`` + ``get_ema_multi_avg_fn``) of the weights and BatchNorm statistics.
+
+    Until warm-up is over (the first ``warmup + 1`` updates) it copies the model instead of averaging, so the
+    average never carries the random initialisation; integer buffers (BatchNorm's batch counter) are copied.
+    """
+    average = get_ema_multi_avg_fn(decay)
+
+    def update(ema_tensors: list[torch.Tensor], tensors: list[torch.Tensor], updates: torch.Tensor) -> None:
+        if int(updates) <= warmup or not ema_tensors[0].dtype.is_floating_point:
+            for e, m in zip(ema_tensors, tensors, strict=True):
+                e.copy_(m)
+        else:
+            average(ema_tensors, tensors, updates)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True).eval()
 
 
 def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, cfg: TrainConfig, pos_weight: torch.Tensor,
@@ -134,6 +158,27 @@ def _validate(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray) -> dict[st
     }
 
 
+@dataclass
+class _Run:
+    """What one training run carries from epoch to epoch (and what last.pt stores to resume it)."""
+
+    model: nn.Module
+    ema: AveragedModel
+    teacher: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    generator: torch.Generator
+    pos_weight: torch.Tensor
+    draw: torch.Tensor  # per-sample draw weights
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+    start_epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
 def train(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -152,18 +197,39 @@ def train(
     Writes out_dir/last.pt after every epoch (full state, for resume) and out_dir/best.pt (EMA weights of the best
     validation epoch). Returns the best model with its fitted temperature left to the caller (see calibrate).
     """
-    from eyesdk.metrics import fit_temperature
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
+    run = _start_run(y_train, sources, cfg)
+    last = out_dir / "last.pt"
+    if resume and last.exists():
+        _resume(run, last, cfg, progress)
+    x_all = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))[:, None]
+    y_all = torch.from_numpy(y_train)
+    meta = _checkpoint_meta(run.model, cfg, contract, extra_meta)
+    for epoch in range(run.start_epoch, cfg.epochs):
+        if run.best_epoch >= 0 and epoch - run.best_epoch > cfg.patience:
+            if progress:
+                print(f"early stop: no validation gain for {cfg.patience} epochs (best epoch {run.best_epoch + 1})")
+            break
+        t0 = time.time()
+        loss = _train_epoch(run, epoch, x_all, y_all, cfg, contract, progress)
+        metrics = {"epoch": epoch + 1, "train_loss": loss, "seconds": time.time() - t0,
+                   **_validate(run.ema.module, x_val, y_val)}
+        _end_epoch(run, epoch, metrics, out_dir, meta, progress)
+    return _finish(out_dir, x_val, y_val, cfg, run.history, meta)
+
+
+def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig) -> _Run:
+    """Seed, build the model, its EMA copy, the optional teacher, the optimizer and the epoch geometry."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
     weights = sampling_weights(sources, cfg.source_weights)
     pos_weight = torch.tensor(positive_weight(y_train, weights), dtype=torch.float32)
     model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
-    ema = copy.deepcopy(model).eval()
+    steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
     teacher = None
     if cfg.teacher:
         from .checkpoint import load_model
@@ -171,108 +237,90 @@ def train(
         teacher, _ = load_model(cfg.teacher)
         teacher.eval()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    start_epoch, best_score, best_epoch, history = 0, -math.inf, -1, []
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return _Run(model, ema_of(model, cfg.ema_decay, warmup), teacher, optimizer,
+                lr_schedule(optimizer, total_steps, warmup), gen, pos_weight, torch.from_numpy(weights),
+                steps_per_epoch, total_steps, warmup)
 
-    last = out_dir / "last.pt"
-    if resume and last.exists():
-        state = read_checkpoint(last)
-        if state.get("train_config") != cfg.to_dict():
-            raise ValueError(f"{last} was written with another training config; use a new --out or --no-resume")
-        model.load_state_dict(state["state_dict"])
-        ema.load_state_dict(state["ema_state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, best_score, best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
-        history = state["history"]
-        if progress:
-            print(f"resuming from {last} at epoch {start_epoch + 1}/{cfg.epochs}")
 
-    x_all = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))[:, None]
-    y_all = torch.from_numpy(y_train)
-    draw = torch.from_numpy(weights)
+def _resume(run: _Run, last: Path, cfg: TrainConfig, progress: bool) -> None:
+    """Continue after the last finished epoch of `last` (weights, EMA, optimizer and both random streams)."""
+    state = read_checkpoint(last)
+    if state.get("train_config") != cfg.to_dict():
+        raise ValueError(f"{last} was written with another training config; use a new --out or --no-resume")
+    if "scheduler" not in state:
+        raise ValueError(f"{last} was written by an older eyesdk (no scheduler state); use --no-resume")
+    run.model.load_state_dict(state["state_dict"])
+    run.ema.module.load_state_dict(state["ema_state_dict"])
+    run.ema.n_averaged.fill_((state["epoch"] + 1) * run.steps_per_epoch)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    run.start_epoch, run.best_score, run.best_epoch = state["epoch"] + 1, state["best_score"], state["best_epoch"]
+    run.history = state["history"]
+    if progress:
+        print(f"resuming from {last} at epoch {run.start_epoch + 1}/{cfg.epochs}")
+
+
+def _checkpoint_meta(model: nn.Module, cfg: TrainConfig, contract: PreprocessContract,
+                     extra_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What every checkpoint of the run records besides weights: contract, config, model size, data summary."""
     info = {"params": count_params(model), "macs": count_macs(model, contract.size)}
-    meta_common = {"contract": contract.to_dict(), "train_config": cfg.to_dict(), "model_info": info,
-                   **(extra_meta or {})}
+    return {"contract": contract.to_dict(), "train_config": cfg.to_dict(), "model_info": info, **(extra_meta or {})}
 
-    for epoch in range(start_epoch, cfg.epochs):
-        if best_epoch >= 0 and epoch - best_epoch > cfg.patience:
-            if progress:
-                print(f"early stop: no validation gain for {cfg.patience} epochs (best epoch {best_epoch + 1})")
-            break
-        model.train()
-        t0 = time.time()
-        idx = torch.multinomial(draw, steps_per_epoch * cfg.batch_size, replacement=True, generator=gen)
-        bar = _progress(range(steps_per_epoch), progress, f"epoch {epoch + 1}/{cfg.epochs}")
-        running = 0.0
-        for step in bar:
-            global_step = epoch * steps_per_epoch + step
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(global_step, total_steps, warmup, cfg.lr)
+
+def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor, cfg: TrainConfig,
+                 contract: PreprocessContract, progress: bool) -> float:
+    """One epoch of weighted draws with replacement; returns the smoothed training loss."""
+    run.model.train()
+    idx = torch.multinomial(run.draw, run.steps_per_epoch * cfg.batch_size, replacement=True, generator=run.generator)
+    running = 0.0
+    with Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress) as bar:
+        for step in range(run.steps_per_epoch):
             batch_idx = idx[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb = augment(x_all[batch_idx], cfg.augment, gen)
+            xb = augment(x_all[batch_idx], cfg.augment, run.generator)
             xb = torch.from_numpy(standardize(xb.numpy() * 255.0, contract.std_floor))
-            loss = _loss(model, xb, y_all[batch_idx], cfg, pos_weight, teacher)
-            optimizer.zero_grad(set_to_none=True)
+            loss = _loss(run.model, xb, y_all[batch_idx], cfg, run.pos_weight, run.teacher)
+            run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            _ema_update(ema, model, cfg.ema_decay if global_step > warmup else 0.0)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.ema.update_parameters(run.model)
             running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
             if progress and step % 10 == 0:
-                bar.set_postfix(loss=f"{running:.4f}")
-        metrics = {"epoch": epoch + 1, "train_loss": running, "seconds": time.time() - t0,
-                   **_validate(ema, x_val, y_val)}
-        history.append(metrics)
-        score = metrics["val_bacc"] + 0.1 * metrics["val_auc"] - 0.01 * metrics["val_nll"]
-        if score > best_score:
-            best_score, best_epoch = score, epoch
-            save_checkpoint(out_dir / "best.pt", ema, epoch=epoch, **meta_common)
-        if progress:
-            print(f"epoch {epoch + 1}: loss {running:.4f}  val bacc {metrics['val_bacc']:.4f}  "
-                  f"auc {metrics['val_auc']:.4f}  nll {metrics['val_nll']:.4f}  ({metrics['seconds']:.0f} s)"
-                  + ("  *best*" if best_epoch == epoch else ""))
-        save_checkpoint(last, model, ema_state_dict=ema.state_dict(), optimizer=optimizer.state_dict(),
-                        generator=gen.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch,
-                        best_score=best_score, best_epoch=best_epoch, history=history, **meta_common)
+                bar.postfix(loss=f"{running:.4f}")
+            bar.step()
+    return running
 
+
+def _end_epoch(run: _Run, epoch: int, metrics: dict[str, float], out_dir: Path, meta: dict[str, Any],
+               progress: bool) -> None:
+    """Record the epoch, keep the best EMA weights in best.pt, and write the full state to last.pt."""
+    run.history.append(metrics)
+    score = metrics["val_bacc"] + 0.1 * metrics["val_auc"] - 0.01 * metrics["val_nll"]
+    if score > run.best_score:
+        run.best_score, run.best_epoch = score, epoch
+        save_checkpoint(out_dir / "best.pt", run.ema.module, epoch=epoch, **meta)
+    if progress:
+        print(f"epoch {epoch + 1}: loss {metrics['train_loss']:.4f}  val bacc {metrics['val_bacc']:.4f}  "
+              f"auc {metrics['val_auc']:.4f}  nll {metrics['val_nll']:.4f}  ({metrics['seconds']:.0f} s)"
+              + ("  *best*" if run.best_epoch == epoch else ""))
+    save_checkpoint(out_dir / "last.pt", run.model, ema_state_dict=run.ema.module.state_dict(),
+                    optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+                    generator=run.generator.get_state(), torch_rng=torch.get_rng_state(), epoch=epoch,
+                    best_score=run.best_score, best_epoch=run.best_epoch, history=run.history, **meta)
+
+
+def _finish(out_dir: Path, x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig,
+            history: list[dict[str, float]], meta: dict[str, Any]) -> TrainResult:
+    """Reload the best EMA weights, fit the temperature on validation and store it in best.pt."""
     best_path = out_dir / "best.pt"
     best_state = read_checkpoint(best_path)
     model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
     model.load_state_dict(best_state["state_dict"])
     model.eval()
     temperature = fit_temperature(predict_logits(model, x_val), y_val)
-    save_checkpoint(best_path, model, epoch=best_state["epoch"], temperature=temperature, history=history,
-                    **meta_common)
+    save_checkpoint(best_path, model, epoch=best_state["epoch"], temperature=temperature, history=history, **meta)
     return TrainResult(model, temperature, best_state["epoch"], history, best_path)
-
-
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
-            if e.dtype.is_floating_point:
-                e.mul_(decay).add_(m.detach(), alpha=1 - decay)
-            else:
-                e.copy_(m)
-
-
-def _progress(iterable: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return _Quiet(iterable)
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
-
-
-class _Quiet:
-    def __init__(self, iterable: Any):
-        self._it = iterable
-
-    def __iter__(self):
-        return iter(self._it)
-
-    def set_postfix(self, **_: Any) -> None:
-        pass

@@ -185,7 +185,8 @@ def _build(tiny, out: Path, lines: list[str] | None = None, **kw):
 @pytest.mark.heavy
 def test_manifest_follows_the_bundle_format(full_bundle, tiny):
     from eyesdk.bundle import load_bundle
-    from eyesdk.converters.model import count_macs, count_params
+    from eyesdk.converters.flops import count_macs
+    from eyesdk.converters.model import count_params
 
     manifest = json.loads((full_bundle / "manifest.json").read_text())
     assert manifest["schema"] == "eyesdk.bundle/1"

@@ -8,9 +8,18 @@ import torch
 from synthetic import synthetic_eye
 
 from eyesdk.converters.augment import AugmentConfig, augment
-from eyesdk.converters.checkpoint import load_model, read_checkpoint
-from eyesdk.converters.model import build_model, count_macs, count_params
-from eyesdk.converters.train import TrainConfig, positive_weight, predict_logits, sampling_weights, train
+from eyesdk.converters.checkpoint import load_model, read_checkpoint, save_checkpoint
+from eyesdk.converters.flops import count_macs
+from eyesdk.converters.model import build_model, count_params
+from eyesdk.converters.train import (
+    TrainConfig,
+    ema_of,
+    lr_schedule,
+    positive_weight,
+    predict_logits,
+    sampling_weights,
+    train,
+)
 from eyesdk.metrics import balanced_accuracy, f1_score
 from eyesdk.preprocess import resize_grey, standardize
 
@@ -164,3 +173,54 @@ def test_distillation_from_a_teacher_checkpoint(synthetic_split, tmp_path) -> No
     pred = (predict_logits(student.model, d["xv"]) >= 0).astype(int)
     assert balanced_accuracy(d["yv"], pred) > 0.9
     assert read_checkpoint(student.checkpoint)["train_config"]["teacher"] == str(teacher.checkpoint)
+
+
+def _recipe_lr(step: int, total: int, warmup: int, base: float) -> float:
+    """The schedule as the model card states it: linear warm-up, then a cosine to zero."""
+    import math
+
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 2, 37])
+def test_lr_schedule_is_linear_warmup_then_cosine(warmup: int) -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+    schedule = lr_schedule(optimizer, 400, warmup)
+    for step in range(400):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(_recipe_lr(step, 400, warmup, 3e-3), rel=1e-9,
+                                                                abs=1e-15)
+        optimizer.step()
+        schedule.step()
+
+
+def test_ema_copies_during_warmup_then_averages() -> None:
+    model = build_model("bce", (4, 8))
+    ema = ema_of(model, decay=0.9, warmup=2)
+    weight = next(model.parameters())
+    for _ in range(3):  # updates 0, 1, 2: copies
+        with torch.no_grad():
+            weight.add_(1.0)
+        ema.update_parameters(model)
+        torch.testing.assert_close(next(ema.module.parameters()), weight, rtol=0, atol=0)
+    before = next(ema.module.parameters()).detach().clone()
+    with torch.no_grad():
+        weight.add_(1.0)
+    ema.update_parameters(model)
+    torch.testing.assert_close(next(ema.module.parameters()), 0.9 * before + 0.1 * weight.detach())
+    counter = dict(ema.module.named_buffers())["features.0.1.num_batches_tracked"]
+    assert counter.dtype == torch.int64
+
+
+def test_resume_refuses_a_checkpoint_without_scheduler_state(synthetic_split, tmp_path) -> None:
+    d = synthetic_split
+    args = (d["x"], d["y"], ["mrl"] * len(d["y"]), d["xv"], d["yv"], _quick(epochs=2))
+    train(*args, tmp_path, progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")
+    del state["scheduler"]
+    model, _ = load_model(tmp_path / "best.pt")
+    meta = {k: v for k, v in state.items() if k not in ("config", "state_dict")}
+    save_checkpoint(tmp_path / "last.pt", model, **meta)
+    with pytest.raises(ValueError, match="older eyesdk"):
+        train(*args, tmp_path, progress=False)
