@@ -41,6 +41,12 @@ class AugmentConfig:
     lowres_min: int = 10
     glint_p: float = 0.3
     glint_max: int = 3
+    glint_radius: tuple[float, float] = (0.4, 1.8)  # pixels at the model's input size
+    glint_flat: float = 0.0  # share of glints drawn saturated with a hard edge (big lens reflections), not Gaussian
+    aspect: tuple[float, float] = (1.0, 1.0)  # extra vertical scale: narrow or wide-open eyes
+    frame_p: float = 0.0  # dark spectacle-frame band across the crop, with a tinted lens region below/above it
+    frame_width: tuple[float, float] = (0.6, 2.2)  # band thickness in pixels at the input size
+    frame_dark: tuple[float, float] = (0.3, 0.85)  # how much of the brightness the band takes away
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -57,8 +63,10 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     scale = _uniform(n, *cfg.scale, gen)
     angle = _uniform(n, -cfg.rotate_deg, cfg.rotate_deg, gen) * math.pi / 180
     tx, ty = (_uniform(n, -cfg.shift, cfg.shift, gen) * 2 for _ in range(2))
+    aspect = _uniform(n, *cfg.aspect, gen) if cfg.aspect != (1.0, 1.0) else torch.ones(n)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
+                         torch.stack([sin * flip / aspect, cos / aspect, ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -153,14 +161,51 @@ def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -
     k = cfg.glint_max
     cy = torch.rand(m, k, generator=gen) * h
     cx = torch.rand(m, k, generator=gen) * w
-    radius = _uniform(m * k, 0.4, 1.8, gen).view(m, k)
+    radius = _uniform(m * k, *cfg.glint_radius, gen).view(m, k)
     present = (torch.arange(k)[None, :] < torch.randint(1, k + 1, (m, 1), generator=gen)).float()
+    flat = ((torch.rand(m, k, generator=gen) < cfg.glint_flat) if cfg.glint_flat > 0
+            else torch.zeros(m, k, dtype=torch.bool))[..., None, None]
     yy = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
     xx = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
     d2 = (yy - cy[..., None, None]) ** 2 + (xx - cx[..., None, None]) ** 2
-    spots = (torch.exp(-d2 / (2 * radius[..., None, None] ** 2)) * present[..., None, None]).amax(dim=1)
+    r2 = radius[..., None, None] ** 2
+    gaussian = torch.exp(-d2 / (2 * r2))
+    saturated = ((r2 - d2) / (2 * radius[..., None, None] * 0.5 + 1e-6)).clamp(0, 1)  # flat top, ~0.5 px edge
+    spots = (torch.where(flat, saturated, gaussian) * present[..., None, None]).amax(dim=1)
     out = x.clone()
     out[chosen, 0] = torch.maximum(x[chosen, 0], spots.clamp(0, 1))
+    return out
+
+
+def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Darken a slightly curved, tilted band across a share of the crops, as a glasses frame crossing the eye crop,
+    and change the contrast on one side of it (the lens). Label-agnostic on purpose: in MRL some subjects wear glasses
+    almost only with closed eyes, and a frame must not become a cue for either state.
+    """
+    n, _, h, w = x.shape
+    if cfg.frame_p <= 0:
+        return x
+    chosen = _mask(n, cfg.frame_p, gen)
+    if not chosen.any():
+        return x
+    m = int(chosen.sum())
+    yy = torch.arange(h, dtype=torch.float32).view(1, h, 1)
+    xx = (torch.arange(w, dtype=torch.float32).view(1, 1, w) - w / 2) / w  # -0.5 .. 0.5
+    y0 = _uniform(m, -0.05, 0.95, gen).view(m, 1, 1) * h
+    tilt = _uniform(m, -0.25, 0.25, gen).view(m, 1, 1) * h
+    bend = _uniform(m, -0.6, 0.6, gen).view(m, 1, 1) * h
+    centre = y0 + tilt * xx + bend * xx**2
+    half = _uniform(m, *cfg.frame_width, gen).view(m, 1, 1) / 2
+    band = (half + 0.5 - (yy - centre).abs()).clamp(0, 1)  # 1 inside, ~1 px soft edge
+    dark = _uniform(m, *cfg.frame_dark, gen).view(m, 1, 1)
+    lens_side = torch.where(_mask(m, 0.5, gen), 1.0, -1.0).view(m, 1, 1)
+    lens = ((yy - centre) * lens_side > half).float()
+    lens_contrast = _uniform(m, 0.6, 1.0, gen).view(m, 1, 1)
+    img = x[chosen, 0]
+    mean = img.mean(dim=(1, 2), keepdim=True)
+    img = torch.where(lens.bool(), (img - mean) * lens_contrast + mean, img)
+    out = x.clone()
+    out[chosen, 0] = (img * (1 - dark * band)).clamp(0, 1)
     return out
 
 
@@ -169,6 +214,7 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     x = random_affine(x, cfg, gen)
     x = low_resolution(x, cfg, gen)
     x = photometric(x, cfg, gen)
+    x = spectacle_frames(x, cfg, gen)
     x = specular_glints(x, cfg, gen)
     x = gaussian_blur(x, cfg, gen)
     x = add_noise(x, cfg, gen)

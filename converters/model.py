@@ -16,7 +16,6 @@ so checkpoints and bundles written with ``widths`` still load.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,32 +174,3 @@ def model_from_config(config: dict) -> nn.Module:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: nn.Module, size: int) -> int:
-    """Multiply-accumulates of one forward pass at batch 1 (convs and linears; BN folds away at export)."""
-    macs = 0
-
-    def conv_hook(module: nn.Conv2d, _inp, out: torch.Tensor) -> None:
-        nonlocal macs
-        k = math.prod(module.kernel_size) * module.in_channels // module.groups
-        macs += k * out.numel()
-
-    def linear_hook(module: nn.Linear, _inp, out: torch.Tensor) -> None:
-        nonlocal macs
-        macs += module.in_features * out.numel()
-
-    hooks = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 1, size, size))
-    model.train(was_training)
-    for h in hooks:
-        h.remove()
-    return macs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from .augment import AugmentConfig, augment
 from .checkpoint import read_checkpoint, save_checkpoint
 from .flops import count_macs
 from .model import build_model, count_params
+from .sampling import sampling_weights
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrainConfig:
     head: str = "bce"
     widths: Sequence[int] = (6, 12, 24, 48)
     extra: Sequence[int] = ()
+    layers: str | None = None  # a layer spec (converters/model.py, e.g. "c16/2 c32/2 c64/2"); replaces widths/extra
     dropout: float = 0.1
     arc_scale: float = 16.0
     arc_margin: float = 0.2
@@ -46,7 +48,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     source_weights: dict[str, float] = field(default_factory=lambda: {"cew": 4.0})
-    teacher: str | None = None  # checkpoint of a larger model to distil from
+    cell_weights: dict[str, float] = field(default_factory=dict)  # attribute cells drawn more often (sampling.py)
+    teacher: str | list[str] | None = None  # checkpoint(s) to distil from; several = mean-logit ensemble (distill.py)
     distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha goes to matching the teacher
     distill_temperature: float = 2.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -65,12 +68,6 @@ class TrainResult:
     best_epoch: int
     history: list[dict[str, float]]
     checkpoint: Path
-
-
-def sampling_weights(sources: Sequence[str], source_weights: dict[str, float]) -> np.ndarray:
-    """Per-sample draw weights: each source's share multiplied by its weight (small visible-light sets count more)."""
-    w = np.array([source_weights.get(s, 1.0) for s in sources], dtype=np.float64)
-    return w / w.sum()
 
 
 def positive_weight(y: np.ndarray, weights: np.ndarray) -> float:
@@ -191,6 +188,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
+    attrs: Sequence[Mapping[str, str]] | None = None,
 ) -> TrainResult:
     """Train on resized grey crops in [0, 1] (x_train, (N, S, S)); validate on standardized crops (x_val).
 
@@ -201,7 +199,7 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
-    run = _start_run(y_train, sources, cfg)
+    run = _start_run(y_train, sources, cfg, attrs)
     last = out_dir / "last.pt"
     if resume and last.exists():
         _resume(run, last, cfg, progress)
@@ -221,21 +219,21 @@ def train(
     return _finish(out_dir, x_val, y_val, cfg, run.history, meta)
 
 
-def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig) -> _Run:
+def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig,
+               attrs: Sequence[Mapping[str, str]] | None = None) -> _Run:
     """Seed, build the model, its EMA copy, the optional teacher, the optimizer and the epoch geometry."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    weights = sampling_weights(sources, cfg.source_weights)
+    weights = sampling_weights(sources, cfg.source_weights, attrs, cfg.cell_weights, y_train)
     pos_weight = torch.tensor(positive_weight(y_train, weights), dtype=torch.float32)
-    model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
+    model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin, cfg.layers)
     steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     teacher = None
     if cfg.teacher:
-        from .checkpoint import load_model
+        from .distill import load_teacher
 
-        teacher, _ = load_model(cfg.teacher)
-        teacher.eval()
+        teacher = load_teacher(cfg.teacher)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = steps_per_epoch * cfg.epochs
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -318,7 +316,7 @@ def _finish(out_dir: Path, x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfi
     """Reload the best EMA weights, fit the temperature on validation and store it in best.pt."""
     best_path = out_dir / "best.pt"
     best_state = read_checkpoint(best_path)
-    model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
+    model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin, cfg.layers)
     model.load_state_dict(best_state["state_dict"])
     model.eval()
     temperature = fit_temperature(predict_logits(model, x_val), y_val)

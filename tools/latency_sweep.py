@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the table as JSON here")
     args = parser.parse_args(argv)
 
-    from eyesdk.converters.model import count_macs, count_params
+    from eyesdk.converters.flops import count_macs
+    from eyesdk.converters.model import count_params
     from eyesdk.timing import interleaved_us
 
     candidates = dict(CANDIDATES)
