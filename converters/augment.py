@@ -47,6 +47,7 @@ class AugmentConfig:
     frame_p: float = 0.0  # dark spectacle-frame band across the crop, with a tinted lens region below/above it
     frame_width: tuple[float, float] = (0.6, 2.2)  # band thickness in pixels at the input size
     frame_dark: tuple[float, float] = (0.3, 0.85)  # how much of the brightness the band takes away
+    frame_edge: tuple[float, float] = (-0.05, 0.95)  # band centre's distance from the top or bottom, share of side
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -191,7 +192,8 @@ def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) 
     m = int(chosen.sum())
     yy = torch.arange(h, dtype=torch.float32).view(1, h, 1)
     xx = (torch.arange(w, dtype=torch.float32).view(1, 1, w) - w / 2) / w  # -0.5 .. 0.5
-    y0 = _uniform(m, -0.05, 0.95, gen).view(m, 1, 1) * h
+    edge = _uniform(m, *cfg.frame_edge, gen)  # a rim runs near the top or the bottom of an eye crop
+    y0 = torch.where(_mask(m, 0.5, gen), edge, 1 - edge).view(m, 1, 1) * h
     tilt = _uniform(m, -0.25, 0.25, gen).view(m, 1, 1) * h
     bend = _uniform(m, -0.6, 0.6, gen).view(m, 1, 1) * h
     centre = y0 + tilt * xx + bend * xx**2

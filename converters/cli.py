@@ -136,8 +136,13 @@ def cv_cmd(out: str, **kw: Any) -> None:
         rep = _train_one(data, Path(out) / f"fold{i}", _config(**kw), (i + 1) % k, i, kw["quiet"])
         per_fold.append(rep["test"])
     summary = summarize_folds(per_fold)
-    write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary})
-    click.echo("\n" + format_cv(summary))
+    from .crossval import collect_oof, format_oof, summarize_oof, write_oof
+
+    oof = collect_oof(data, out, range(k))
+    oof_summary = summarize_oof(oof["logits"], oof["y"], oof["subjects"], oof["sources"], oof["folds"])
+    write_oof(Path(out) / "oof.npz", oof, oof_summary["pooled_temperature"])
+    write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary, "oof": oof_summary})
+    click.echo("\n" + format_cv(summary) + "\n" + format_oof(oof_summary))
 
 
 def summarize_folds(reports: list[dict[str, Any]]) -> dict[str, Any]:

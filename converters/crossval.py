@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,3 +128,44 @@ def format_oof(summary: Mapping[str, Any]) -> str:
                      f"ECE (leave-one-fold-out T) mean {s['ece_lofo_mean']:.4f} max {s['ece_lofo_max']:.4f}  "
                      f"worst open recall: {worst}")
     return "\n".join(lines)
+
+
+def collect_oof(data: Any, out_dir: str | Path, folds: Sequence[int]) -> dict[str, np.ndarray]:
+    """Out-of-fold logits of a finished ``cv`` run: fold i's test crops scored by ``OUT/fold<i>/best.pt``."""
+    from .checkpoint import load_model
+    from .train import predict_logits
+
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("logits", "y", "subjects", "sources", "paths", "folds")}
+    for f in folds:
+        mask = np.asarray(data.folds) == f
+        model, _ = load_model(Path(out_dir) / f"fold{f}" / "best.pt")
+        samples = data.subset(mask)
+        parts["logits"].append(predict_logits(model, data.standardized(mask)).astype(np.float64))
+        parts["y"].append(np.asarray(data.y)[mask])
+        parts["subjects"].append(np.array([s.subject for s in samples]))
+        parts["sources"].append(np.array([s.source for s in samples]))
+        parts["paths"].append(np.array([str(s.path) for s in samples]))
+        parts["folds"].append(np.full(int(mask.sum()), f))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def write_oof(path: str | Path, oof: Mapping[str, np.ndarray], temperature: float) -> Path:
+    """``oof.npz`` (atomic): the arrays of :func:`collect_oof` plus the pooled temperature (label audits read it)."""
+    from eyesdk.atomic import atomic_write
+
+    return atomic_write(path, lambda handle: np.savez_compressed(handle, temperature=temperature, **oof))
+
+
+def read_pooled_temperature(cv_json: str | Path) -> float:
+    """The pooled out-of-fold temperature recorded by ``eyesdk-convert cv`` in ``cv.json``."""
+    import json
+
+    path = Path(cv_json)
+    try:
+        value = json.loads(path.read_text())["oof"]["pooled_temperature"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} holds no pooled out-of-fold temperature (oof.pooled_temperature); "
+                         "run `eyesdk-convert cv` with this eyesdk to write it") from exc
+    if not (isinstance(value, (int, float)) and value > 0):
+        raise ValueError(f"{path}: pooled temperature must be a positive number, got {value!r}")
+    return float(value)

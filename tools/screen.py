@@ -15,7 +15,6 @@ Test fold 0 holds s0021 (glasses + big glints under bad infrared light), the har
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time

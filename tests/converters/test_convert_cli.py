@@ -63,6 +63,13 @@ def test_cv_reports_mean_and_std(tree: Path, tmp_path: Path) -> None:
     assert len(cv["folds"]) == 4
     assert set(cv["summary"]["overall"]["bacc"]) == {"mean", "std"}
     assert "±" in result.output
+    # pooled out-of-fold temperature, leave-one-fold-out ECE, subject intervals, and the arrays for label audits
+    assert cv["oof"]["pooled_temperature"] > 0 and "pooled out-of-fold temperature" in result.output
+    oof = np.load(tmp_path / "cv" / "oof.npz")
+    assert len(oof["logits"]) == sum(f["overall"]["n"] for f in cv["folds"]) and set(oof["folds"]) == {0, 1, 2, 3}
+    for source in cv["oof"]["per_source"].values():
+        lo, hi = source["bacc_interval_95"]
+        assert lo <= source["pooled"]["bacc"] <= hi
 
 
 def test_bad_fold_choice_is_refused(tree: Path, tmp_path: Path) -> None:
