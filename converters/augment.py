@@ -8,6 +8,7 @@ resolution, specular glints) look like what other cameras produce. Geometry: fli
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,9 @@ class AugmentConfig:
     frame_width: tuple[float, float] = (0.6, 2.2)  # band thickness in pixels at the input size
     frame_dark: tuple[float, float] = (0.3, 0.85)  # how much of the brightness the band takes away
     frame_edge: tuple[float, float] = (-0.05, 0.95)  # band centre's distance from the top or bottom, share of side
+    # Sources whose crops get frames and glints (empty = every crop): both imitate infrared illuminators on glasses;
+    # on visible-light crops a glint is a real catch-light of an open eye, and hiding that cue there costs accuracy.
+    targeted_sources: tuple[str, ...] = ()
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -56,6 +60,14 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 def _mask(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=gen) < p
+
+
+def targeted_crops(sources: Sequence[str], cfg: AugmentConfig) -> torch.Tensor | None:
+    """Bool mask of the crops whose source is in ``cfg.targeted_sources`` (None when every crop is targeted)."""
+    if not cfg.targeted_sources:
+        return None
+    wanted = set(cfg.targeted_sources)
+    return torch.tensor([s in wanted for s in sources], dtype=torch.bool)
 
 
 def random_affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -148,7 +160,8 @@ def low_resolution(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) ->
     return out
 
 
-def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+                    eligible: torch.Tensor | None = None) -> torch.Tensor:
     """Add 1..glint_max small saturated spots, as infrared illuminators leave on glasses and corneas.
 
     Bright glints inflate a crop's standard deviation and so squash the eye's contrast after standardization;
@@ -156,6 +169,8 @@ def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -
     """
     n, _, h, w = x.shape
     chosen = _mask(n, cfg.glint_p, gen)
+    if eligible is not None:
+        chosen &= eligible
     if not chosen.any():
         return x
     m = int(chosen.sum())
@@ -178,7 +193,8 @@ def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -
     return out
 
 
-def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+                     eligible: torch.Tensor | None = None) -> torch.Tensor:
     """Darken a slightly curved, tilted band across a share of the crops, as a glasses frame crossing the eye crop,
     and change the contrast on one side of it (the lens). Label-agnostic on purpose: in MRL some subjects wear glasses
     almost only with closed eyes, and a frame must not become a cue for either state.
@@ -187,6 +203,8 @@ def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) 
     if cfg.frame_p <= 0:
         return x
     chosen = _mask(n, cfg.frame_p, gen)
+    if eligible is not None:
+        chosen &= eligible
     if not chosen.any():
         return x
     m = int(chosen.sum())
@@ -211,13 +229,18 @@ def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) 
     return out
 
 
-def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """(N, 1, S, S) crops in [0, 1] -> augmented crops in [0, 1], all randomness from gen."""
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+            targeted: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, 1, S, S) crops in [0, 1] -> augmented crops in [0, 1], all randomness from gen.
+
+    ``targeted`` (bool, (N,)) marks the crops that may get frames and glints (see ``AugmentConfig.targeted_sources``);
+    None means all of them.
+    """
     x = random_affine(x, cfg, gen)
     x = low_resolution(x, cfg, gen)
     x = photometric(x, cfg, gen)
-    x = spectacle_frames(x, cfg, gen)
-    x = specular_glints(x, cfg, gen)
+    x = spectacle_frames(x, cfg, gen, targeted)
+    x = specular_glints(x, cfg, gen, targeted)
     x = gaussian_blur(x, cfg, gen)
     x = add_noise(x, cfg, gen)
     return jpeg_artifacts(x, cfg, gen)

@@ -21,7 +21,7 @@ from eyesdk.metrics import balanced_accuracy, fit_temperature, log_loss, roc_auc
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
 from eyesdk.progress import Progress
 
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, augment, targeted_crops
 from .checkpoint import read_checkpoint, save_checkpoint
 from .flops import count_macs
 from .model import build_model, count_params
@@ -167,6 +167,7 @@ class _Run:
     generator: torch.Generator
     pos_weight: torch.Tensor
     draw: torch.Tensor  # per-sample draw weights
+    targeted: torch.Tensor | None  # crops that may get frames / glints (AugmentConfig.targeted_sources)
     steps_per_epoch: int
     total_steps: int
     warmup: int
@@ -239,7 +240,7 @@ def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig,
     gen = torch.Generator().manual_seed(cfg.seed)
     return _Run(model, ema_of(model, cfg.ema_decay, warmup), teacher, optimizer,
                 lr_schedule(optimizer, total_steps, warmup), gen, pos_weight, torch.from_numpy(weights),
-                steps_per_epoch, total_steps, warmup)
+                targeted_crops(sources, cfg.augment), steps_per_epoch, total_steps, warmup)
 
 
 def _resume(run: _Run, last: Path, cfg: TrainConfig, progress: bool) -> None:
@@ -278,7 +279,8 @@ def _train_epoch(run: _Run, epoch: int, x_all: torch.Tensor, y_all: torch.Tensor
     with Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress) as bar:
         for step in range(run.steps_per_epoch):
             batch_idx = idx[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb = augment(x_all[batch_idx], cfg.augment, run.generator)
+            targeted = None if run.targeted is None else run.targeted[batch_idx]
+            xb = augment(x_all[batch_idx], cfg.augment, run.generator, targeted)
             xb = torch.from_numpy(standardize(xb.numpy() * 255.0, contract.std_floor))
             loss = _loss(run.model, xb, y_all[batch_idx], cfg, run.pos_weight, run.teacher)
             run.optimizer.zero_grad(set_to_none=True)

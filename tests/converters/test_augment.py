@@ -64,3 +64,16 @@ def test_full_pipeline_with_the_new_options_is_seeded() -> None:
     a = augment(x, cfg, torch.Generator().manual_seed(5))
     b = augment(x, cfg, torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+
+
+def test_frames_and_glints_touch_only_targeted_sources() -> None:
+    from eyesdk.converters.augment import targeted_crops
+
+    cfg = dataclasses.replace(OFF, frame_p=1.0, glint_p=1.0, targeted_sources=("mrl",))
+    mask = targeted_crops(["mrl", "cew"] * 8, cfg)
+    assert mask.tolist() == [True, False] * 8
+    assert targeted_crops(["mrl"], OFF) is None  # no targeting: every crop may get them
+    x = _grey(16, 0.5)
+    out = augment(x, cfg, torch.Generator().manual_seed(0), mask)
+    assert torch.equal(out[~mask], x[~mask])
+    assert not torch.equal(out[mask], x[mask])
