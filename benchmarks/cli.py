@@ -1,114 +1,61 @@
-"""``eyesdk-bench``: latency, device parity, accuracy drift and calibration of every artifact of a bundle, side by side.
+"""``eyesdk-bench``: latency, device parity, accuracy drift and calibration of every artifact of a bundle, side by side,
+and the focused measurements beside it as subcommands (``eyesdk-bench throughput | peer-latency | breakdown | soak``).
 
 Runs on the runtime extras only (numpy, the backends, click, Pillow for image files): never torch, so it can run on
 the edge device being judged. Exit status: 0 all good, 2 bad usage, 3 a gate failed (parity always; drift, ECE and
-p50 latency when their limits are given), 1 anything else.
+p50 latency when their limits are given; a subcommand's own limits), 1 anything else.
+
+A subcommand is a click command in its own module, registered by one line in :data:`SUBCOMMANDS` and imported only
+when it is run or listed, so a slow or optional import of one never costs the others.
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
-from collections.abc import Callable, Sequence
+import importlib
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from eyesdk.formats import BACKENDS, PRECISIONS
-
+from . import options
 from .gates import EXIT_GATES_FAILED, Gates
 
-
-def _comma_list(allowed: Sequence[str]) -> Callable[[click.Context, click.Parameter, tuple[str, ...]], Any]:
-    def parse(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
-        items = [v.strip() for value in values for v in value.split(",") if v.strip()]
-        unknown = [v for v in items if v not in allowed]
-        if unknown:
-            raise click.BadParameter(f"{', '.join(unknown)} unknown; choose from {', '.join(allowed)}")
-        return tuple(dict.fromkeys(items)) or None
-
-    return parse
+# name -> "module:attribute" of a click command. Registering a subcommand is one line here.
+SUBCOMMANDS: dict[str, str] = {
+    "throughput": "eyesdk.benchmarks.throughput:command",
+    "peer-latency": "eyesdk.benchmarks.peer_latency:command",
+    "breakdown": "eyesdk.benchmarks.breakdown:command",
+    "soak": "eyesdk.benchmarks.soak:command",
+}
 
 
-def _threads(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        threads = tuple(dict.fromkeys(int(v) for v in value.split(",") if v.strip()))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma list of thread counts, e.g. 1,2") from None
-    if not threads or min(threads) < 1:
-        raise click.BadParameter(f"{value!r}: thread counts must be integers >= 1")
-    return threads
+class BenchGroup(click.Group):
+    """The matrix benchmark when no subcommand is named; the registered subcommands, imported on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return super().get_command(ctx, name)
+        module, _, attribute = SUBCOMMANDS[name].partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"eyesdk-bench subcommand {name!r}: {SUBCOMMANDS[name]} is not a click command")
+        return command
 
 
-def _command_line(ctx: click.Context) -> str:
-    """The invocation as a copy-pasteable command, rebuilt from the parsed options (argv differs under test runners)."""
-    words = ["eyesdk-bench"]
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name is None:
-            continue
-        value = ctx.params.get(param.name)
-        default = param.get_default(ctx)
-        if param.callback is not None and isinstance(default, str):
-            default = param.callback(ctx, param, default)  # compare like with like: "1" was parsed to (1,)
-        if value in (None, (), False) or value == default:
-            continue
-        flag = param.opts[0]
-        if param.is_flag:
-            words.append(flag)
-        elif isinstance(value, tuple) and param.multiple:
-            for item in value:
-                words += [flag, str(item)]
-        elif isinstance(value, tuple):
-            words += [flag, ",".join(map(str, value))]
-        else:
-            words += [flag, str(value)]
-    return shlex.join(words)
+def _options_given(ctx: click.Context) -> list[str]:
+    """The matrix options given on the command line (they mean nothing to a subcommand)."""
+    return [param.opts[0] for param in ctx.command.params
+            if isinstance(param, click.Option) and param.name is not None
+            and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE]
 
 
-class _Progress:
-    """A tqdm bar on stderr when tqdm is importable, else one plain line per step."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self._bar = None
-        self._enabled = enabled
-        if not enabled:
-            return
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return
-        self._bar = tqdm(total=total, desc="eyesdk-bench", unit="step", file=sys.stderr, leave=False)
-
-    def __call__(self, message: str) -> None:
-        if self._bar is not None:
-            self._bar.set_postfix_str(message[:60], refresh=False)
-            self._bar.update()
-        elif self._enabled:
-            click.echo(f"[eyesdk-bench] {message}", err=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _load_bundle(model: Path | None) -> Any:
-    from eyesdk.bundle import MANIFEST, default_bundle_path, load_bundle
-
-    if model is None:
-        default = default_bundle_path()
-        if not (default / MANIFEST).is_file():
-            raise click.UsageError(
-                f"this eyesdk install has no embedded default bundle ({default} has no {MANIFEST}); "
-                "pass the bundle to measure with --model path/to/bundle"
-            )
-        model = default
-    return load_bundle(model)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--model", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Bundle directory (default: the embedded bundle).")
+@click.group(cls=BenchGroup, invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]",
+             context_settings=options.CONTEXT)
+@options.model
 @click.option("--data", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Labelled data: MRL, CEW, open/closed folders or a path,label CSV; repeatable.")
 @click.option("--subjects-from", metavar="FOLDS_JSON:FOLD",
@@ -116,16 +63,12 @@ def _load_bundle(model: Path | None) -> Any:
 @click.option("--max-samples", type=click.IntRange(min=1), help="Score a fixed random subset of at most N crops.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Cache decoded crops here (keyed by files, sizes, mtimes and the contract).")
-@click.option("--backends", multiple=True, callback=_comma_list(BACKENDS),
-              help=f"Comma list of backends ({', '.join(BACKENDS)}); default: all the bundle ships.")
-@click.option("--precisions", multiple=True, callback=_comma_list(PRECISIONS),
-              help=f"Comma list of precisions ({', '.join(PRECISIONS)}); default: all.")
+@options.backends
+@options.precisions
 @click.option("--runs", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Timed batch-1 predict calls per artifact.")
-@click.option("--threads", default="1", show_default=True, callback=_threads,
-              help="Runtime threads; a comma list (1,2) sweeps them.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the eyesdk.bench/1 document here (atomically).")
+@options.threads()
+@options.json_out("the eyesdk.bench/1 document")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write report.md, report.html (self-contained, inline SVG) and bench.json here.")
 @click.option("--peer", "peer_specs", multiple=True, metavar="NAME:PATH",
@@ -136,7 +79,7 @@ def _load_bundle(model: Path | None) -> Any:
 @click.option("--max-p50-us", type=click.FloatRange(min=0), metavar="US",
               help="Fail when a batch-1 p50 latency exceeds US microseconds.")
 @click.option("--quick", is_flag=True, help="Smoke test: parity and a few timed calls only (no data, no throughput).")
-@click.option("--quiet", is_flag=True, help="No progress output on stderr.")
+@options.quiet
 def main(
     model: Path | None,
     data: tuple[Path, ...],
@@ -156,17 +99,30 @@ def main(
     quick: bool,
     quiet: bool,
 ) -> None:
-    """Benchmark every backend x precision of a bundle on this device: latency, parity, drift, calibration."""
-    from eyesdk.errors import EyeSDKError
+    """Benchmark every backend x precision of a bundle on this device: latency, parity, drift, calibration.
 
-    from . import schema
-    from .data import load_labelled, pick_crop
-    from .peers import check_peer_spec
-    from .report import text_report, write_report
-    from .suite import Settings, plan, run_bench
-
+    Without a subcommand this is the matrix run below; each subcommand has its own options (COMMAND --help).
+    """
     ctx = click.get_current_context()
+    if ctx.invoked_subcommand is not None:
+        given = _options_given(ctx)
+        if given:
+            raise click.UsageError(f"{', '.join(given)} before {ctx.invoked_subcommand!r} belong to the matrix run; "
+                                   f"put the subcommand's options after it (eyesdk-bench {ctx.invoked_subcommand} "
+                                   "--help)")
+        return
     gates = Gates(max_drift, max_ece, max_p50_us)
+    data = _check_usage(gates, data, subjects_from, quick)
+    from .suite import Settings
+
+    settings = Settings(runs=runs, threads=threads, backends=backends, precisions=precisions, quick=quick)
+    bundle, labelled = _prepare(model, settings, peer_specs, quiet, data, subjects_from, max_samples, cache_dir)
+    document = _measure(bundle, settings, labelled, peer_specs, gates, quiet, options.command_line(ctx))
+    _publish(ctx, document, json_path, report_dir)
+
+
+def _check_usage(gates: Gates, data: tuple[Path, ...], subjects_from: str | None, quick: bool) -> tuple[Path, ...]:
+    """Refuse option combinations that cannot mean anything; ``--quick`` drops ``--data`` (with a note)."""
     if gates.needs_data and (not data or quick):
         why = "--quick skips data" if data else "they are measured on labelled data"
         raise click.UsageError(f"{' and '.join(gates.needs_data)} need --data ({why})")
@@ -174,16 +130,23 @@ def main(
         raise click.UsageError("--subjects-from filters --data; pass --data too")
     if quick and data:
         click.echo("--quick: --data is ignored (parity and a few timed calls only)", err=True)
-        data = ()
+        return ()
+    return data
+
+
+def _prepare(model: Path | None, settings: Any, peer_specs: tuple[str, ...], quiet: bool, data: tuple[Path, ...],
+             subjects_from: str | None, max_samples: int | None, cache_dir: Path | None) -> tuple[Any, Any]:
+    """Everything that can fail on the user's input, before minutes of measuring: bundle, matrix, data, peers."""
+    from eyesdk.errors import EyeSDKError
+
+    from .data import load_labelled
+    from .peers import check_peer_spec
+    from .suite import plan
 
     try:
-        bundle = _load_bundle(model)
-        settings = Settings(runs=runs, threads=threads, backends=backends, precisions=precisions, quick=quick)
-        entries = plan(bundle, settings)
-        if not entries:
-            shipped = ", ".join(f"{a['format']} {a['precision']}" for a in bundle.artifacts)
-            raise click.UsageError(f"bundle {bundle.name!r} has no artifact matching --backends/--precisions "
-                                   f"(it ships: {shipped})")
+        bundle = options.load_bundle(model)
+        if not plan(bundle, settings):
+            raise options.no_match(bundle)
         labelled = None
         if data:
             labelled = load_labelled(data, bundle.contract, subjects_from, max_samples, cache_dir,
@@ -192,28 +155,46 @@ def main(
             check_peer_spec(spec)
     except (EyeSDKError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    return bundle, labelled
+
+
+def _measure(bundle: Any, settings: Any, labelled: Any, peer_specs: tuple[str, ...], gates: Gates, quiet: bool,
+             command: str) -> dict[str, Any]:
+    """The run itself, with a progress bar: the JSON-safe document, checked against its own schema."""
+    from eyesdk.errors import EyeSDKError
+    from eyesdk.progress import Progress
+
+    from . import schema
+    from .data import pick_crop
+    from .suite import plan, run_bench
 
     crop = pick_crop(labelled.samples) if labelled is not None else None
-    steps = len(entries) + len(peer_specs) * (2 if labelled else 1) + 1 + len(settings.batch_sizes)
-    steps += len(entries) if labelled else 0
-    progress = _Progress(steps, enabled=not quiet)
-    try:
-        document = run_bench(bundle, settings, labelled, peer_specs, crop, gates, progress, _command_line(ctx))
-    except (EyeSDKError, OSError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        progress.close()
-
+    entries = len(plan(bundle, settings))
+    steps = entries + len(peer_specs) * (2 if labelled else 1) + 1 + len(settings.batch_sizes)
+    steps += entries if labelled else 0
+    with Progress(steps, "eyesdk-bench", enabled=not quiet, unit="step", plain_lines=True) as progress:
+        try:
+            document = run_bench(bundle, settings, labelled, peer_specs, crop, gates, progress.step, command)
+        except (EyeSDKError, OSError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
     clean = schema.json_safe(document)
     schema.validate(clean)  # a document that breaks its own schema is a bug here; never hand it to a consumer
-    click.echo(text_report(clean))
+    return clean
+
+
+def _publish(ctx: click.Context, document: dict[str, Any], json_path: Path | None, report_dir: Path | None) -> None:
+    """Tables on stdout, the JSON and the report files, then exit 3 when a gate failed."""
+    from . import schema
+    from .report import text_report, write_report
+
+    click.echo(text_report(document))
     if json_path is not None:
-        schema.write_json(json_path, clean)
+        schema.write_json(json_path, document)
         click.echo(f"\nwrote {json_path}")
     if report_dir is not None:
-        paths = write_report(clean, report_dir)
+        paths = write_report(document, report_dir)
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")
-    failures = clean["gates"]["failures"]
+    failures = document["gates"]["failures"]
     if failures:
         for failure in failures:
             click.echo(f"GATE FAILED {failure['gate']}: {failure['message']}", err=True)
@@ -221,4 +202,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name=options.PROG)

@@ -87,9 +87,14 @@ def load_labelled(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> LabelledData:
-    """Read the sources, keep one fold's subjects if asked, cap the count, and preprocess through ``load_crops``."""
+    """Read the sources, keep one fold's subjects if asked, cap the count, and preprocess through ``load_crops``
+    (or read packs made by ``eyesdk-convert pack``: no image is decoded again)."""
     from eyesdk.converters.datasets import load_crops, read_sources
+    from eyesdk.converters.pack import Pack, is_pack
 
+    if specs and all(is_pack(spec) for spec in specs):
+        crops = _packed(Pack(specs), contract, subjects_from, max_samples)
+        return _labelled(crops, len(crops), specs, contract, subjects_from, max_samples)
     samples = read_sources(specs)
     if subjects_from is not None:
         folds_file, folds = parse_subjects_from(subjects_from)
@@ -100,8 +105,27 @@ def load_labelled(
     if max_samples is not None:
         samples = subsample(samples, max_samples)
     crops = load_crops(samples, contract, cache_dir=cache_dir, progress=progress, standardized=True)
+    return _labelled(crops, len(samples), specs, contract, subjects_from, max_samples)
+
+
+def _packed(pack: Any, contract: PreprocessContract, subjects_from: str | None, max_samples: int | None) -> Any:
+    """The same selection as for image sources (one fold's subjects, a seeded cap), read from a pack's rows."""
+    if pack.contract != contract:
+        raise ValueError(f"the pack holds {pack.contract.size} px crops ({pack.contract.to_dict()}) but the bundle's "
+                         f"contract is {contract.to_dict()}; pack the data with --size {contract.size}")
+    rows = np.arange(len(pack))
+    if subjects_from is not None:
+        keep = sorted(subjects_of_folds(*parse_subjects_from(subjects_from)))
+        rows = rows[np.isin(pack.table.subjects[pack.table.subject_codes], keep)]
+        if not len(rows):
+            raise ValueError(f"no crop of the pack belongs to {subjects_from}")
+    return pack.load(subsample(rows, max_samples) if max_samples is not None else rows)
+
+
+def _labelled(crops: Any, asked: int, specs: Sequence[str | Path], contract: PreprocessContract,
+              subjects_from: str | None, max_samples: int | None) -> LabelledData:
     if len(crops) == 0:
-        raise ValueError(f"none of the {len(samples)} images of {', '.join(map(str, specs))} could be decoded")
+        raise ValueError(f"none of the {asked} images of {', '.join(map(str, specs))} could be decoded")
     size = contract.size
     return LabelledData(
         x=np.ascontiguousarray(crops.x.reshape(len(crops), 1, size, size), dtype=np.float32),

@@ -1,8 +1,8 @@
-"""Timing: per-call latency percentiles, throughput per batch size, cold start and runtime import cost.
+"""What the benchmarks time and how: the crop, the contestants of a batch-1 round, batch rates, cold start, imports.
 
-Contestants (our artifacts, peers) are timed in interleaved rounds, not one after the other: on a shared or
-thermally throttled machine the clock speed and the neighbours' load drift during a run, and interleaving makes
-that drift hit every contestant alike, so the *ratios* stay meaningful even when absolute numbers wander.
+Every timing goes through ``eyesdk.timing.interleaved_us`` (the one call timer ``eyesdk tune`` uses too):
+contestants (our artifacts, peers) are timed in interleaved rounds, not one after the other, so a clock-speed change
+or a neighbour's load hits every contestant alike and the *ratios* stay meaningful when absolute numbers wander.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
+
+from eyesdk.timing import interleaved_us
 
 CROP_SIDE = 90  # MRL crops are 52-299 px, median ~87: a typical crop a detector hands over
 
@@ -55,42 +58,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return result, (time.perf_counter() - start) * 1e3
 
 
-def measure(
-    contestants: Mapping[str, Callable[[], object]], calls: int, rounds: int = 10, warmup: int = 50
-) -> dict[str, np.ndarray]:
-    """Microseconds of each of ``calls`` calls per contestant, after ``warmup`` untimed calls each.
-
-    The calls are split into ``rounds`` rounds; every round runs each contestant's share back to back (so caches stay
-    warm within a contestant, as in a real loop) and then moves on to the next contestant.
-    """
-    if calls < 1:
-        raise ValueError(f"calls must be >= 1, got {calls}")
-    rounds = max(1, min(rounds, calls))
-    for fn in contestants.values():
-        for _ in range(warmup):
-            fn()
-    per_round = [calls // rounds + (1 if r < calls % rounds else 0) for r in range(rounds)]
-    samples: dict[str, list[float]] = {key: [] for key in contestants}
-    clock = time.perf_counter_ns
-    for n in per_round:
-        for key, fn in contestants.items():
-            out = samples[key]
-            for _ in range(n):
-                start = clock()
-                fn()
-                out.append((clock() - start) / 1000.0)
-    return {key: np.asarray(values, dtype=np.float64) for key, values in samples.items()}
-
-
-def summarize_us(samples: Sequence[float] | np.ndarray | None) -> dict[str, float | None]:
-    """p50/p90/p99/mean of per-call microseconds (None values when nothing was measured)."""
-    if samples is None or len(samples) == 0:
-        return {"p50": None, "p90": None, "p99": None, "mean": None}
-    values = np.asarray(samples, dtype=np.float64)
-    p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(values.mean())}
-
-
 def batch_stack(crop: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
     """An (size, H, W) uint8 stack of the crop with a little noise per copy, so no layer can cache a result."""
     rng = np.random.default_rng(seed)
@@ -108,3 +75,38 @@ def throughput_per_s(median_us: float | None, batch: int) -> float | None:
 def calls_for_batch(runs: int, batch: int, minimum: int = 5) -> int:
     """Timed calls for a batch size: about ``runs`` crops in all, but never fewer than ``minimum`` calls."""
     return max(minimum, math.ceil(runs / batch))
+
+
+def batch1_contestants(states: Mapping[str, Any], peers: Sequence[Any], crop: np.ndarray
+                       ) -> dict[str, Callable[[], object]]:
+    """The calls a batch-1 round times: our public ``predict`` per state, and per peer two calls.
+
+    ``peer:NAME`` is what a user of the peer pays per crop (its own preprocessing of the same decoded crop, then
+    inference); ``peer-run:NAME`` is its bare inference call on an input prepared once, by the peer's own contract
+    (``Peer.prepare``), never by ours.
+    """
+    calls: dict[str, Callable[[], object]] = {key: partial(state.predict, crop) for key, state in states.items()}
+    for peer in peers:
+        prepared = peer.prepare(crop)
+        calls[f"peer:{peer.name}"] = partial(_peer_call, peer, crop)
+        calls[f"peer-run:{peer.name}"] = partial(peer.session_run, prepared)
+    return calls
+
+
+def _peer_call(peer: Any, crop: np.ndarray) -> object:
+    return peer.prob_open(peer.prepare(crop))
+
+
+def batch_times(states: Mapping[str, Any], stack: np.ndarray, runs: int, rounds: int = 10) -> dict[str, np.ndarray]:
+    """Microseconds of each state's ``predict_batch(stack)`` calls, about ``runs`` crops' worth, interleaved."""
+    if not states:
+        return {}
+    calls = {key: partial(state.predict_batch, stack) for key, state in states.items()}
+    n_calls = calls_for_batch(runs, len(stack))
+    return interleaved_us(calls, n_calls, min(rounds, n_calls), warmup=2)
+
+
+def batch_rates(states: Mapping[str, Any], stack: np.ndarray, runs: int, rounds: int = 10) -> dict[str, float | None]:
+    """Crops/s of each state's ``predict_batch(stack)`` from its median call (:func:`batch_times`)."""
+    times = batch_times(states, stack, runs, rounds)
+    return {key: throughput_per_s(float(np.median(values)), len(stack)) for key, values in times.items()}

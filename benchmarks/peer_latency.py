@@ -1,126 +1,118 @@
-"""Batch-1 latency of ``EyeState.predict`` against the peer model's bare ``session.run``, in one process.
+"""``eyesdk-bench peer-latency``: batch-1 latency of ``EyeState.predict`` against a peer model, in one process.
 
-The comparison is deliberately lopsided against us: our side is the whole public call on a decoded ~90x90 uint8
-grey crop (validation, grey conversion, contract resize, standardisation, inference, temperature, threshold), the
-peer's side is only ``onnxruntime`` running an already prepared (1, 3, 32, 32) input with 1 thread. Rounds are
-interleaved (peer, ours, peer, ours, ...) so CPU frequency changes and neighbours' load hit both sides alike.
+The comparison is deliberately lopsided against us: our side is the whole public call on one decoded uint8 grey crop
+(validation, grey conversion, contract resize, standardisation, inference, temperature, threshold); the peer's
+headline side is only its bare inference call (``session.run`` for ONNX) on an input prepared once, by the peer's
+own documented contract (``benchmarks/peers.py``: its resize, normalisation and layout, never ours), 1 thread. The
+peer's whole call (its preprocessing of the same crop + inference) is timed beside it. Every contestant runs in the
+same interleaved rounds (``eyesdk.timing``), so load changes hit all of them alike: read the ratios.
 
-    python benchmarks/peer_latency.py [--model BUNDLE] [--all] [--rounds 30] [--calls 200]
-
-Without ../shared (a user's machine) the peer is skipped with a message and only our numbers are printed.
+``--max-ratio`` turns "auto's p50 / the peer's bare run p50" into a gate (exit 3).
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+import click
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-PEER = SHARED / "peers" / "open-closed-eye-0001" / "open-closed-eye.onnx"
-MRL = SHARED / "data" / "mrlEyes_2018_01"
+from eyesdk.timing import interleaved_us, summarize_us
 
+from . import latency, matrix, options
+from .gates import EXIT_GATES_FAILED
 
-def benchmark_crop(side: int = 90) -> tuple[np.ndarray, str]:
-    """A decoded uint8 grey crop near ``side`` px: a real MRL image when ../shared has one, else a synthetic eye."""
-    if MRL.is_dir():
-        from PIL import Image
-
-        for path in sorted(MRL.glob("s00*/*.png"))[:4000]:
-            with Image.open(path) as image:
-                if abs(image.width - side) <= 4 and abs(image.height - side) <= 4:
-                    return np.asarray(image.convert("L")), str(path.relative_to(SHARED))
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
-    ellipse = ((xx - side / 2) / (side / 2.5)) ** 2 + ((yy - side / 2) / (side / 5)) ** 2
-    noise = np.random.default_rng(0).normal(0, 6, (side, side))
-    crop = np.clip(170 - 110 * (ellipse < 1) + noise, 0, 255).astype(np.uint8)
-    return crop, f"synthetic {side}x{side}"
+SCHEMA = "eyesdk.bench-peer-latency/1"
+WARMUP = 200
 
 
-def peer_runner(crop: np.ndarray) -> Callable[[], object] | None:
-    """The peer's bare session.run on its own prepared input, or None (with a message) when ../shared is absent."""
-    if not PEER.is_file():
-        print(f"peer skipped: {PEER} not found (../shared is absent on this machine)")
-        return None
-    import onnxruntime as ort
+def ours(bundle: Any, every: bool) -> dict[str, Any]:
+    """``ours auto (backend precision)``, plus every installed artifact with ``every``: name -> EyeState."""
+    from eyesdk.api import EyeState
 
-    from eyesdk.preprocess import resize_weights
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(PEER), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    h, w = crop.shape
-    resized = resize_weights(h, 32) @ crop.astype(np.float32) @ resize_weights(w, 32).T  # bilinear, as the peer
-    x = np.ascontiguousarray(np.repeat(((resized - 127.0) / 255.0)[None, None], 3, axis=1), dtype=np.float32)
-    feed = {name: x}
-    return lambda: session.run(None, feed)
+    auto = EyeState(bundle)
+    states = {f"ours auto ({auto.backend} {auto.precision})": auto}
+    if every:
+        for cell in matrix.installed_cells(bundle):
+            states[f"ours {cell.key}"] = EyeState(bundle, backend=cell.backend, precision=cell.precision)
+    return states
 
 
-def measure(contestants: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, list[float]]:
-    """Per-call µs of each contestant, interleaved round by round after a warm-up."""
-    for fn in contestants.values():
-        for _ in range(200):
-            fn()
-    samples: dict[str, list[float]] = {k: [] for k in contestants}
-    clock = time.perf_counter_ns
-    for _ in range(rounds):
-        for key, fn in contestants.items():
-            out = samples[key]
-            for _ in range(calls):
-                start = clock()
-                fn()
-                out.append((clock() - start) / 1000.0)
-    return samples
+def rows(times: dict[str, Any], peer_name: str, our_keys: list[str]) -> list[dict[str, Any]]:
+    """The peer's bare run, its whole call, then ours: each latency summary and its p50 over both of the peer's."""
+    names = {f"peer-run:{peer_name}": "peer bare session.run", f"peer:{peer_name}": "peer whole call",
+             **{key: key for key in our_keys}}
+    summaries = {key: summarize_us(times[key]) for key in names}
+    run_p50, whole_p50 = (summaries[f"{k}:{peer_name}"]["p50"] for k in ("peer-run", "peer"))
+    return [{"contestant": name, **summaries[key],
+             "vs_peer_run": summaries[key]["p50"] / run_p50 if run_p50 else None,
+             "vs_peer": summaries[key]["p50"] / whole_p50 if whole_p50 else None} for key, name in names.items()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="bundle directory (default: the embedded bundle)")
-    parser.add_argument("--all", action="store_true", help="every installed backend x precision in the bundle")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--calls", type=int, default=200)
-    args = parser.parse_args(argv)
-
-    import eyesdk
-    from eyesdk.bundle import load_bundle, load_default_bundle
-    from eyesdk.formats import FORMATS
-
-    bundle = load_bundle(args.model) if args.model else load_default_bundle()
-    crop, source = benchmark_crop()
-    print(f"crop: {source}, {crop.shape[0]}x{crop.shape[1]} uint8; bundle: {bundle.path}")
-
-    contestants: dict[str, Callable[[], object]] = {}
-    peer = peer_runner(crop)
-    if peer is not None:
-        contestants["peer session.run"] = peer
-    auto = eyesdk.EyeState(bundle)
-    contestants[f"ours auto ({auto.backend} {auto.precision})"] = lambda: auto.predict(crop)
-    if args.all:
-        for artifact in bundle.artifacts:
-            backend = FORMATS[artifact["format"]].backend
-            if backend not in eyesdk.available_backends():
-                continue
-            es = eyesdk.EyeState(bundle, backend=backend, precision=artifact["precision"])
-            contestants[f"ours {backend} {artifact['precision']}"] = (lambda e: lambda: e.predict(crop))(es)
-
-    samples = measure(contestants, args.rounds, args.calls)
-    peer_p50 = statistics.median(samples["peer session.run"]) if peer is not None else None
-    print(f"{'contestant':<34} {'p50 µs':>8} {'p90 µs':>8} {'vs peer':>8}")
-    for key, values in samples.items():
-        p50 = statistics.median(values)
-        p90 = statistics.quantiles(values, n=10)[-1]
-        ratio = f"{p50 / peer_p50:.2f}x" if peer_p50 else "-"
-        print(f"{key:<34} {p50:>8.1f} {p90:>8.1f} {ratio:>8}")
-    return 0
+def format_table(table: list[dict[str, Any]]) -> str:
+    head = f"{'contestant':<36} {'p50 µs':>8} {'p90 µs':>8} {'x peer run':>10} {'x peer':>8}"
+    lines = [head, "-" * len(head)]
+    for r in table:
+        lines.append(f"{r['contestant']:<36} {r['p50']:>8.1f} {r['p90']:>8.1f} {_ratio(r['vs_peer_run']):>10} "
+                     f"{_ratio(r['vs_peer']):>8}")
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+@click.command("peer-latency", context_settings=options.CONTEXT)
+@click.option("--peer", "peer_spec", required=True, metavar="NAME:PATH",
+              help="The peer model, e.g. omz-open-closed-eye:path/to/open-closed-eye.onnx (or its .xml IR).")
+@options.model
+@options.crop
+@click.option("--all", "every", is_flag=True, help="Also every installed backend x precision, not only auto.")
+@click.option("--runs", type=click.IntRange(min=1), default=6000, show_default=True,
+              help="Timed calls per contestant.")
+@click.option("--rounds", type=click.IntRange(min=1), default=30, show_default=True, help="Interleaved rounds.")
+@click.option("--max-ratio", type=click.FloatRange(min=0), metavar="X",
+              help="Fail (exit 3) when auto's p50 / the peer's bare session.run p50 exceeds X (e.g. 0.65).")
+@options.json_out("the latencies and ratios as JSON")
+def command(peer_spec: str, model: Path | None, crop_path: Path | None, every: bool, runs: int, rounds: int,
+            max_ratio: float | None, json_path: Path | None) -> None:
+    """Our whole predict call against a peer's bare inference call at batch 1, 1 thread, in one run."""
+    from eyesdk.bundle import file_sha256
+    from eyesdk.errors import EyeSDKError
+
+    from .peers import load_peer
+    from .schema import write_json
+    from .suite import device_block, model_block
+
+    ctx = click.get_current_context()
+    try:
+        bundle = options.load_bundle(model)
+        crop, source = options.benchmark_crop(crop_path)
+        peer = load_peer(peer_spec, threads=1)
+        states = ours(bundle, every)
+    except (EyeSDKError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    contestants = latency.batch1_contestants(states, [peer], crop)
+    times = interleaved_us(contestants, runs, rounds, WARMUP)
+    table = rows(times, peer.name, list(states))
+    bare, auto = table[0], table[2]  # the peer's bare run, then (after its whole call) ours auto
+    click.echo(f"crop: {source}, {crop.shape[0]}x{crop.shape[1]} uint8; bundle: {bundle.path}")
+    click.echo(f"peer: {peer.name} ({peer.path}, {peer.runtime}, 1 thread); {runs} calls each in {rounds} "
+               "interleaved rounds")
+    click.echo(format_table(table))
+    click.echo(f"{auto['contestant']}: {_ratio(auto['vs_peer_run'])} the peer's bare session.run "
+               f"({auto['p50']:.1f} vs {bare['p50']:.1f} µs p50)")
+    if json_path is not None:
+        write_json(json_path, {
+            "schema": SCHEMA, "command": options.command_line(ctx), "device": device_block(),
+            "model": model_block(bundle),
+            "peer": {"name": peer.name, "spec": peer.spec, "path": str(peer.path), "sha256": file_sha256(peer.path),
+                     "runtime": peer.runtime},
+            "crop": {"source": source, "height": int(crop.shape[0]), "width": int(crop.shape[1])},
+            "runs": runs, "rounds": rounds, "results": table,
+        })
+        click.echo(f"wrote {json_path}")
+    if max_ratio is not None and (auto["vs_peer_run"] is None or auto["vs_peer_run"] > max_ratio):
+        click.echo(f"GATE FAILED max_ratio: {auto['contestant']} is {_ratio(auto['vs_peer_run'])} the peer's bare "
+                   f"session.run > --max-ratio {max_ratio:g}", err=True)
+        ctx.exit(EXIT_GATES_FAILED)

@@ -3,7 +3,8 @@
 A peer is judged on *its own* contract, not ours: its own resize, normalisation and channel layout, reproduced from
 its documentation. Feeding it our standardized crops would measure our preprocessing, not the peer. Its reported
 latency is what a user of the peer pays per crop (its preprocessing of the same decoded crop + inference); the bare
-``session.run`` on an already prepared input is reported beside it.
+``session.run`` on an already prepared input is reported beside it. Both ``eyesdk-bench`` and
+``eyesdk-bench peer-latency`` build those two calls in one place (``latency.batch1_contestants``), from ``prepare``.
 
 The OMZ contract (``../shared/peers/open-closed-eye-0001/README.md``): grey crop, plain bilinear resize to 32x32 (no
 antialiasing, as ``cv2.resize`` INTER_LINEAR), replicated to 3 channels, NCHW float32 ``[1, 3, 32, 32]`` on input
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from eyesdk.formats import FORMATS
 
 
 class Peer(Protocol):
@@ -110,7 +113,7 @@ class OmzOpenClosedEye:
     def _onnx_session(self, threads: int) -> Callable[[np.ndarray], Any]:
         import onnxruntime as ort
 
-        self.runtime = _dist_version("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
+        self.runtime = _dist_version(*FORMATS["onnx"].distributions)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -130,7 +133,7 @@ class OmzOpenClosedEye:
     def _ir_session(self, threads: int) -> Callable[[np.ndarray], Any]:
         import openvino as ov
 
-        self.runtime = _dist_version("openvino")
+        self.runtime = _dist_version(*FORMATS["openvino"].distributions)
         core = ov.Core()
         # f32 hint: without it the CPU plugin runs the FP32 IR in bf16 on AMX CPUs (see docs/TOOLCHAIN notes).
         config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads),

@@ -14,12 +14,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from eyesdk.atomic import atomic_write_text
+from eyesdk.formats import FORMATS
+
 from .gates import artifact_name
 from .schema import dumps, write_json
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
 
+_RUNTIME_DISTRIBUTIONS = frozenset(d for fmt in FORMATS.values() for d in fmt.distributions)
 _COLORS = {"closed": "#3b6fb6", "open": "#e08a1e", "bar": "#4f8f5b", "peer": "#9b59b6", "grid": "#d8d8d8"}
 
 
@@ -81,6 +85,7 @@ SPEED_COLUMNS: list[Column] = [
     ("mean µs", lambda r: _num(_get(r, "latency_us", "mean"), ".1f")),
     ("x fastest", lambda r: _ratio(r.get("_vs_fastest", _get(r, "ratios", "p50_vs_fastest")))),
     ("x peer", lambda r: _ratio(_get(r, "ratios", "p50_vs_peer"))),
+    ("x peer run", lambda r: _ratio(_get(r, "ratios", "p50_vs_peer_run"))),
     ("b1 /s", lambda r: _num(_get(r, "throughput_per_s", "1"), ",.0f")),
     ("b8 /s", lambda r: _num(_get(r, "throughput_per_s", "8"), ",.0f")),
     ("b64 /s", lambda r: _num(_get(r, "throughput_per_s", "64"), ",.0f")),
@@ -166,8 +171,7 @@ def _errors(document: dict[str, Any]) -> list[str]:
 def _header_lines(document: dict[str, Any]) -> list[str]:
     device, model, settings = document["device"], document["model"], document["settings"]
     libs = device.get("libraries", {})
-    runtimes = ", ".join(f"{k} {v}" for k, v in libs.items() if v and k in ("onnxruntime", "openvino",
-                                                                             "ai-edge-litert", "tflite-runtime"))
+    runtimes = ", ".join(f"{k} {v}" for k, v in libs.items() if v and k in _RUNTIME_DISTRIBUTIONS)
     crop = settings["crop"]
     lines = [
         f"model: {model['name']} (manifest sha256 {model['manifest_sha256'][:16]}…, {model['path']})",
@@ -430,12 +434,14 @@ def html_report(document: dict[str, Any]) -> str:
 
 
 def write_report(document: dict[str, Any], directory: str | Path) -> list[Path]:
-    """``report.md``, ``report.html`` and the document as ``bench.json`` in ``directory`` (created if needed)."""
+    """``report.md``, ``report.html`` and the document as ``bench.json`` in ``directory`` (created if needed).
+
+    Both pages are rendered before anything is written, and each file is replaced atomically (``eyesdk.atomic``):
+    a full disk or a crash mid-write leaves the previous report whole beside its ``bench.json``, never a torn page.
+    """
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     clean = json.loads(dumps(document))  # the report shows exactly what the JSON holds
-    paths = [out / "report.md", out / "report.html"]
-    paths[0].write_text(markdown_report(clean), encoding="utf-8")
-    paths[1].write_text(html_report(clean), encoding="utf-8")
+    pages = {out / "report.md": markdown_report(clean), out / "report.html": html_report(clean)}
+    paths = [atomic_write_text(path, text) for path, text in pages.items()]
     paths.append(write_json(out / "bench.json", clean))
     return paths

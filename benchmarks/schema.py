@@ -88,7 +88,9 @@ RESULT = _obj(
         "cold_start_ms": _NONNEG_OR_NULL,
         "latency_us": _nullable(_LATENCY),
         "throughput_per_s": _nullable(_obj({"1": _NONNEG_OR_NULL, "8": _NONNEG_OR_NULL, "64": _NONNEG_OR_NULL})),
-        "ratios": _obj({"p50_vs_fastest": _NONNEG_OR_NULL, "p50_vs_peer": _NONNEG_OR_NULL}),
+        "ratios": _obj({"p50_vs_fastest": _NONNEG_OR_NULL, "p50_vs_peer": _NONNEG_OR_NULL,
+                        "p50_vs_peer_run": _NONNEG_OR_NULL},  # optional: added within /1
+                       required=["p50_vs_fastest", "p50_vs_peer"]),
         "parity": _obj(
             {"max_abs_diff": _NONNEG_OR_NULL, "tolerance": _NONNEG_OR_NULL, "ok": {"type": ["boolean", "null"]}}
         ),

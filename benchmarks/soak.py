@@ -12,27 +12,32 @@ set size (RSS, from /proc/self/statm; the peak RSS from getrusage where /proc is
   last quarter of the windows / median of the first quarter, which one noisy window on a shared machine cannot move;
 - ``mismatches``: calls whose logit differed from that crop's first answer (must be 0: same input, same bits).
 
-    python -m eyesdk.benchmarks.soak --calls 1000000 --backends tflite onnxruntime openvino [--model DIR]
+    eyesdk-bench soak --calls 1000000 --backends tflite,onnxruntime,openvino [--model DIR]
         [--precision fp32] [--window 50000] [--json soak.json] [--max-rss-growth-mb 10]
 
-Exit status 1 when a backend's RSS growth exceeds ``--max-rss-growth-mb`` or one of its answers changed.
+Exit status 3 (a gate failed) when a backend's RSS growth exceeds ``--max-rss-growth-mb`` or one of its answers
+changed.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
+
+from eyesdk.formats import PRECISIONS
+
+from . import options
+from .gates import EXIT_GATES_FAILED
 
 SCHEMA = "eyesdk.soak/1"
 CROP_SIDES = (64, 90, 120)  # around the median MRL crop (~87 px); a few sizes, so more than one resize path runs
@@ -142,20 +147,19 @@ def soak(es: Any, crops: Sequence[np.ndarray], calls: int, window: int, warmup: 
 
 
 def run(
-    model: str | Path | None,
+    bundle: Any,
     backends: Sequence[str] | None,
     precision: str = "fp32",
     calls: int = 1_000_000,
     window: int = 50_000,
     warmup: int = 1000,
     threads: int = 1,
-    echo: Any = None,
+    echo: Callable[[str], object] | None = None,
+    command: str = "",
 ) -> dict[str, Any]:
-    """Soak every requested backend (default: every installed one) in turn; returns the JSON-ready report."""
+    """Soak every requested backend (default: every installed one) of a loaded bundle in turn: the JSON-ready report."""
     import eyesdk
-    from eyesdk.bundle import load_bundle, load_default_bundle
 
-    bundle = load_bundle(model) if model is not None else load_default_bundle()
     chosen = list(backends) if backends else eyesdk.available_backends()
     crops = soak_crops()
     results = []
@@ -174,7 +178,7 @@ def run(
         "settings": {"calls": calls, "window": window, "warmup": warmup, "precision": precision, "threads": threads,
                      "crops": [list(c.shape) for c in crops]},
         "host": {"machine": platform.machine(), "python": platform.python_version(), "cpus": os.cpu_count()},
-        "command": " ".join(["python -m eyesdk.benchmarks.soak", *sys.argv[1:]]),
+        "command": command or " ".join(sys.argv),
         "results": [asdict(r) for r in results],
     }
 
@@ -205,30 +209,38 @@ def failures(report: dict[str, Any], max_rss_growth_mb: float) -> list[str]:
     return found
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eyesdk.benchmarks.soak", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="bundle directory (default: the embedded one)")
-    parser.add_argument("--backends", nargs="*", default=None, help="default: every installed backend")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8", "auto"])
-    parser.add_argument("--calls", type=int, default=1_000_000, help="predictions per backend")
-    parser.add_argument("--window", type=int, default=50_000, help="calls per measurement window")
-    parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
-    parser.add_argument("--max-rss-growth-mb", type=float, default=10.0)
-    args = parser.parse_args(argv)
-    report = run(args.model, args.backends, args.precision, args.calls, args.window, args.warmup, args.threads,
-                 echo=lambda line: print(line, file=sys.stderr, flush=True))
-    print(format_table(report))
-    if args.json is not None:
-        from eyesdk.atomic import atomic_write_text
+@click.command("soak", context_settings=options.CONTEXT)
+@options.model
+@options.backends
+@click.option("--precision", type=click.Choice(["auto", *PRECISIONS]), default="fp32", show_default=True)
+@click.option("--calls", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="Predictions per backend.")
+@click.option("--window", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="Calls per measurement window.")
+@click.option("--warmup", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-rss-growth-mb", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Fail (exit 3) when a backend's RSS grows more than this.")
+@options.json_out("the full report (every window)")
+def command(model: Path | None, backends: tuple[str, ...] | None, precision: str, calls: int, window: int,
+            warmup: int, threads: int, max_rss_growth_mb: float, json_path: Path | None) -> None:
+    """A long stream of predict calls per backend: resident memory, latency drift, changed answers."""
+    from eyesdk.errors import EyeSDKError
 
-        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
-    problems = failures(report, args.max_rss_growth_mb)
+    from .schema import write_json
+
+    ctx = click.get_current_context()
+    try:
+        report = run(options.load_bundle(model), backends, precision, calls, window, warmup, threads,
+                     echo=lambda line: click.echo(line, err=True), command=options.command_line(ctx))
+    except (EyeSDKError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_table(report))
+    if json_path is not None:
+        write_json(json_path, report)
+        click.echo(f"wrote {json_path}")
+    problems = failures(report, max_rss_growth_mb)
     for problem in problems:
-        print(f"FAIL: {problem}", file=sys.stderr)
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        click.echo(f"GATE FAILED soak: {problem}", err=True)
+    if problems:
+        ctx.exit(EXIT_GATES_FAILED)

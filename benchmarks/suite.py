@@ -21,11 +21,13 @@ import numpy as np
 from eyesdk import backends
 from eyesdk.bundle import Bundle
 from eyesdk.errors import EyeSDKError
-from eyesdk.formats import FORMATS, PRECISIONS
+from eyesdk.formats import FORMATS
+from eyesdk.timing import interleaved_us, summarize_us
 
-from . import accuracy, latency, parity
+from . import accuracy, latency, matrix, parity
 from .data import LabelledData, decode_grey
 from .gates import Gates, artifact_name, check_gates
+from .matrix import Cell
 from .peers import Peer, load_peer
 from .schema import SCHEMA_ID
 
@@ -63,13 +65,23 @@ class Settings:
 class Planned:
     """One result entry in the making: an artifact of the bundle at one thread count."""
 
-    backend: str
-    precision: str
-    artifact: dict[str, Any]
+    cell: Cell
     threads: int
     result: dict[str, Any]
     runner: Any = None
     state: Any = None
+
+    @property
+    def backend(self) -> str:
+        return self.cell.backend
+
+    @property
+    def precision(self) -> str:
+        return self.cell.precision
+
+    @property
+    def artifact(self) -> dict[str, Any]:
+        return self.cell.artifact
 
     @property
     def key(self) -> str:
@@ -77,37 +89,25 @@ class Planned:
 
 
 def plan(bundle: Bundle, settings: Settings) -> list[Planned]:
-    """Format table order x precision order, restricted to what the bundle ships and what was asked for."""
-    wanted_backends = settings.backends or tuple(f.backend for f in FORMATS.values())
-    wanted_precisions = settings.precisions or PRECISIONS
-    entries = []
-    for fmt in FORMATS.values():
-        if fmt.backend not in wanted_backends:
-            continue
-        for precision in PRECISIONS:
-            artifact = bundle.artifact(fmt.name, precision)
-            if precision not in wanted_precisions or artifact is None:
-                continue
-            for threads in settings.threads:
-                entries.append(Planned(fmt.backend, precision, artifact, threads, _empty_result(fmt, artifact,
-                                                                                                 threads)))
-    return entries
+    """Every artifact the matrix asks for (``benchmarks.matrix``), once per thread count."""
+    return [Planned(cell, threads, _empty_result(cell, threads))
+            for cell in matrix.cells(bundle, settings.backends, settings.precisions) for threads in settings.threads]
 
 
-def _empty_result(fmt: Any, artifact: dict[str, Any], threads: int) -> dict[str, Any]:
+def _empty_result(cell: Cell, threads: int) -> dict[str, Any]:
     return {
-        "backend": fmt.backend,
-        "precision": artifact["precision"],
-        "format": fmt.name,
-        "file": artifact["file"],
+        "backend": cell.backend,
+        "precision": cell.precision,
+        "format": cell.format.name,
+        "file": cell.artifact["file"],
         "threads": threads,
-        "temperature": float(artifact["temperature"]),
+        "temperature": float(cell.artifact["temperature"]),
         "error": None,
         "backend_import_ms": None,
         "cold_start_ms": None,
         "latency_us": None,
         "throughput_per_s": None,
-        "ratios": {"p50_vs_fastest": None, "p50_vs_peer": None},
+        "ratios": {"p50_vs_fastest": None, "p50_vs_peer": None, "p50_vs_peer_run": None},
         "parity": {"max_abs_diff": None, "tolerance": None, "ok": None},
         "drift": None,
         "accuracy": None,
@@ -149,11 +149,17 @@ def device_block() -> dict[str, Any]:
     from eyesdk.device import probe
 
     libraries: dict[str, str | None] = {"python": platform.python_version(), "eyesdk": __version__}
-    for dist in ("numpy", "onnxruntime", "openvino", "ai-edge-litert", "tflite-runtime", "pillow"):
+
+    def version(dist: str) -> str | None:
         try:
-            libraries[dist] = metadata.version(dist)
+            return metadata.version(dist)
         except metadata.PackageNotFoundError:
-            libraries[dist] = None
+            return None
+
+    libraries.update({"numpy": version("numpy"), "pillow": version("pillow")})
+    for fmt in FORMATS.values():  # each runtime's main distribution, and any alternative that is installed
+        found = {dist: version(dist) for dist in fmt.distributions}
+        libraries.update({d: v for d, v in found.items() if v is not None or d == fmt.distributions[0]})
     return {**probe().to_dict(), "libraries": libraries}
 
 
@@ -207,55 +213,135 @@ def _load(entry: Planned, bundle: Bundle, crop: np.ndarray, probe: np.ndarray | 
         result["error"] = f"EyeState refused it: {exc}"
 
 
-def _peer_quality(peers: Sequence[tuple[Peer, dict[str, Any]]], data: LabelledData, slices: dict[str, np.ndarray],
-                  tick: Progress) -> None:
-    """Each peer on the same decoded crops as ours, through its own preprocessing."""
-    live = [(p, r) for p, r in peers if r["error"] is None]
+def load_entries(entries: Sequence[Planned], bundle: Bundle, crop: np.ndarray, tick: Progress) -> None:
+    """Phase 1: every planned artifact loaded (bare runner + parity, then the timed EyeState cold start)."""
+    probe = bundle.probe()
+    import_ms: dict[str, float] = {}
+    for entry in entries:
+        _load(entry, bundle, crop, probe, import_ms)
+        ok = entry.result["parity"]["ok"]
+        tick(f"loaded {entry.key}: parity {'ok' if ok else 'n/a' if ok is None else 'FAILED'}"
+             + (f" ({entry.result['error']})" if entry.result["error"] else ""))
+
+
+def load_peers(specs: Sequence[str], threads: int, crop: np.ndarray, tick: Progress
+               ) -> list[tuple[Peer, dict[str, Any]]]:
+    """Phase 2: each ``--peer`` built and run once on the crop; its cold start is that first call's time."""
+    loaded = []
+    for spec in specs:
+
+        def cold(spec: str = spec) -> Peer:
+            peer = load_peer(spec, threads)
+            peer.prob_open(peer.prepare(crop))
+            return peer
+
+        peer, cold_ms = latency.timed(cold)
+        result = _empty_peer(peer)
+        result["cold_start_ms"] = cold_ms
+        loaded.append((peer, result))
+        tick(f"loaded peer {peer.name}")
+    return loaded
+
+
+def time_latency(entries: Sequence[Planned], peers: Sequence[tuple[Peer, dict[str, Any]]], crop: np.ndarray,
+                 settings: Settings, tick: Progress) -> None:
+    """Phase 3: batch-1 latency of our public ``predict`` and of each peer's calls, in the same interleaved rounds."""
+    live = [e for e in entries if e.state is not None]
+    contestants = latency.batch1_contestants({e.key: e.state for e in live}, [p for p, _ in peers], crop)
+    if not contestants:
+        return
+    tick(f"timing {len(contestants)} contestants x {settings.runs} calls")
+    times = interleaved_us(contestants, settings.runs, settings.rounds, settings.warmup)
+    for entry in live:
+        entry.result["latency_us"] = summarize_us(times[entry.key])
+    for peer, result in peers:
+        result["latency_us"] = summarize_us(times[f"peer:{peer.name}"])
+        result["latency_run_us"] = summarize_us(times[f"peer-run:{peer.name}"])
+
+
+def time_throughput(entries: Sequence[Planned], crop: np.ndarray, settings: Settings, tick: Progress) -> None:
+    """Phase 4: crops/s of ``predict_batch`` on N x H x W uint8 stacks of the crop, per batch size."""
+    live = [e for e in entries if e.state is not None]
+    for entry in live:
+        entry.result["throughput_per_s"] = {str(b): None for b in BATCH_SIZES}
     if not live:
         return
-    probs = {id(p): np.empty(len(data.samples), dtype=np.float64) for p, _ in live}
-    for i, sample in enumerate(data.samples):
-        grey = decode_grey(sample.path)
-        for peer, _ in live:
-            probs[id(peer)][i] = peer.prob_open(peer.prepare(grey))[0]
-    for peer, result in live:
-        z = accuracy.logits_from_probabilities(probs[id(peer)])
-        result.update(accuracy.score(data.y, z, 1.0, 0.5))
-        result["breakdown"] = accuracy.breakdown(slices, data.y, z, 1.0, 0.5)
-        tick(f"scored peer {peer.name}")
+    for batch in settings.batch_sizes:
+        tick(f"throughput at batch {batch}")
+        rates = latency.batch_rates({e.key: e.state for e in live}, latency.batch_stack(crop, batch), settings.runs,
+                                    settings.rounds)
+        for entry in live:
+            entry.result["throughput_per_s"][str(batch)] = rates[entry.key]
+
+
+def _ratios(entries: Sequence[Planned], peers: Sequence[tuple[Peer, dict[str, Any]]]) -> None:
+    """Phase 5: each p50 against the fastest artifact's and the first peer's (whole call and bare run)."""
+
+    def p50(latency_us: dict[str, Any] | None) -> float | None:
+        return latency_us["p50"] if latency_us and latency_us["p50"] else None
+
+    fastest = min((v for e in entries if (v := p50(e.result["latency_us"]))), default=None)
+    peer_p50 = next((v for _, r in peers if (v := p50(r["latency_us"]))), None)
+    peer_run_p50 = next((v for _, r in peers if (v := p50(r["latency_run_us"]))), None)
+    for entry in entries:
+        ours = p50(entry.result["latency_us"])
+        if ours is None:
+            continue
+        entry.result["ratios"] = {
+            "p50_vs_fastest": ours / fastest if fastest else None,
+            "p50_vs_peer": ours / peer_p50 if peer_p50 else None,
+            "p50_vs_peer_run": ours / peer_run_p50 if peer_run_p50 else None,
+        }
+    for _, result in peers:
+        theirs = p50(result["latency_us"])
+        if theirs and fastest:
+            result["ratios"] = {"ours_fastest_p50_vs_peer": fastest / theirs}
+
+
+def score_quality(entries: Sequence[Planned], peers: Sequence[tuple[Peer, dict[str, Any]]], bundle: Bundle,
+                  data: LabelledData, tick: Progress) -> None:
+    """Phase 6 (with ``--data``): our artifacts' quality and drift, then each peer's, on the same crops."""
+    slices = accuracy.attribute_slices(data.samples)
+    _quality(entries, bundle, data, slices, tick)
+    if peers:
+        _peer_quality(peers, data, slices, tick)
 
 
 def _quality(entries: Sequence[Planned], bundle: Bundle, data: LabelledData, slices: dict[str, np.ndarray],
              tick: Progress) -> None:
     """Accuracy, calibration, separation, breakdown and drift vs the fp32 reference, once per artifact."""
-    cache: dict[tuple[str, str], np.ndarray | None] = {}
-
-    def logits_of(backend: str, precision: str) -> np.ndarray | None:
-        key = (backend, precision)
-        if key not in cache:
-            entry = next((e for e in entries if (e.backend, e.precision) == key and e.runner is not None), None)
-            runner = entry.runner if entry is not None else _reference_runner(bundle, backend, precision)
-            cache[key] = _logits(runner.run, data.x) if runner is not None else None
-        return cache[key]
-
-    threshold = bundle.threshold
+    scored: dict[tuple[str, str], np.ndarray] = {}  # a thread sweep scores each artifact once
+    runners = {(e.backend, e.precision): e.runner for e in entries if e.runner is not None}
     for entry in entries:
         if entry.runner is None:
             continue
+        key = (entry.backend, entry.precision)
+        if key not in scored:
+            scored[key] = _logits(entry.runner.run, data.x)
+        z, t = scored[key], float(entry.artifact["temperature"])
         result = entry.result
-        z = logits_of(entry.backend, entry.precision)
-        if z is None:  # cannot happen for an entry with a runner; kept so a refactor cannot score None
-            continue
-        t = float(entry.artifact["temperature"])
-        result.update(accuracy.score(data.y, z, t, threshold))
-        result["breakdown"] = accuracy.breakdown(slices, data.y, z, t, threshold)
-        for ref in _reference_candidates(bundle, entry.backend):
-            z_ref = logits_of(ref[0], "fp32")
-            if z_ref is not None:
-                t_ref = float(ref[1]["temperature"])
-                result["drift"] = accuracy.drift(data.y, z_ref, z, t_ref, t, threshold, f"{ref[0]} fp32")
-                break
+        result.update(accuracy.score(data.y, z, t, bundle.threshold))
+        result["breakdown"] = accuracy.breakdown(slices, data.y, z, t, bundle.threshold)
+        reference = _reference(bundle, entry.backend, runners, scored, data.x)
+        if reference is not None:
+            name, z_ref, t_ref = reference
+            result["drift"] = accuracy.drift(data.y, z_ref, z, t_ref, t, bundle.threshold, name)
         tick(f"scored {entry.key}")
+
+
+def _reference(bundle: Bundle, backend: str, runners: dict[tuple[str, str], Any],
+               scored: dict[tuple[str, str], np.ndarray], x: np.ndarray) -> tuple[str, np.ndarray, float] | None:
+    """(name, logits, temperature) of the fp32 artifact to measure drift against: the same backend's when it loads,
+    else the others' in manifest order; None when no fp32 artifact can run here."""
+    for ref_backend, artifact in _reference_candidates(bundle, backend):
+        key = (ref_backend, "fp32")
+        if key not in scored:
+            runner = runners.get(key) or _reference_runner(bundle, ref_backend, artifact)
+            if runner is None:
+                continue
+            scored[key] = _logits(runner.run, x)
+        return f"{ref_backend} fp32", scored[key], float(artifact["temperature"])
+    return None
 
 
 def _reference_candidates(bundle: Bundle, backend: str) -> list[tuple[str, dict[str, Any]]]:
@@ -264,11 +350,9 @@ def _reference_candidates(bundle: Bundle, backend: str) -> list[tuple[str, dict[
     return sorted(fp32, key=lambda pair: pair[0] != backend)
 
 
-def _reference_runner(bundle: Bundle, backend: str, precision: str) -> Any:
+def _reference_runner(bundle: Bundle, backend: str, artifact: dict[str, Any]) -> Any:
     """A runner for a reference artifact that is not itself in the benchmarked matrix (None if it cannot load)."""
-    fmt = next(f for f in FORMATS.values() if f.backend == backend)
-    artifact = bundle.artifact(fmt.name, precision)
-    if artifact is None or not backends.is_available(backend):
+    if not backends.is_available(backend):
         return None
     try:
         return backends.load_backend(backend).load(bundle.file(artifact["file"]), 1)
@@ -278,21 +362,44 @@ def _reference_runner(bundle: Bundle, backend: str, precision: str) -> Any:
         return None
 
 
-def _ratios(entries: Sequence[Planned], peers: Sequence[tuple[Peer, dict[str, Any]]]) -> None:
-    p50s = [e.result["latency_us"]["p50"] for e in entries if e.result["latency_us"]]
-    fastest = min((p for p in p50s if p), default=None)
-    peer_p50 = next((r["latency_us"]["p50"] for _, r in peers if r["latency_us"] and r["latency_us"]["p50"]), None)
-    for entry in entries:
-        lat = entry.result["latency_us"]
-        if not lat or not lat["p50"]:
-            continue
-        entry.result["ratios"] = {
-            "p50_vs_fastest": lat["p50"] / fastest if fastest else None,
-            "p50_vs_peer": lat["p50"] / peer_p50 if peer_p50 else None,
-        }
-    for _, result in peers:
-        if result["latency_us"] and result["latency_us"]["p50"] and fastest:
-            result["ratios"] = {"ours_fastest_p50_vs_peer": fastest / result["latency_us"]["p50"]}
+def _peer_quality(peers: Sequence[tuple[Peer, dict[str, Any]]], data: LabelledData, slices: dict[str, np.ndarray],
+                  tick: Progress) -> None:
+    """Each peer on the same decoded crops as ours, through its own preprocessing."""
+    probs = {id(p): np.empty(len(data.samples), dtype=np.float64) for p, _ in peers}
+    for i, sample in enumerate(data.samples):
+        grey = decode_grey(sample.path)
+        for peer, _ in peers:
+            probs[id(peer)][i] = peer.prob_open(peer.prepare(grey))[0]
+    for peer, result in peers:
+        z = accuracy.logits_from_probabilities(probs[id(peer)])
+        result.update(accuracy.score(data.y, z, 1.0, 0.5))
+        result["breakdown"] = accuracy.breakdown(slices, data.y, z, 1.0, 0.5)
+        tick(f"scored peer {peer.name}")
+
+
+def bench_document(bundle: Bundle, settings: Settings, data: LabelledData | None, entries: Sequence[Planned],
+                   peers: Sequence[tuple[Peer, dict[str, Any]]], crop: np.ndarray, crop_source: str, command: str
+                   ) -> dict[str, Any]:
+    """Phase 7: the ``eyesdk.bench/1`` document of what was measured (gates are added by :func:`run_bench`)."""
+    return {
+        "schema": SCHEMA_ID,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command or " ".join(sys.argv),
+        "device": device_block(),
+        "model": model_block(bundle),
+        "settings": {
+            "runs": settings.runs,
+            "warmup": settings.warmup,
+            "rounds": settings.rounds,
+            "threads": list(settings.threads),
+            "batch_sizes": list(settings.batch_sizes),
+            "quick": settings.quick,
+            "crop": {"source": crop_source, "height": int(crop.shape[0]), "width": int(crop.shape[1])},
+        },
+        "data": data.summary() if data is not None else None,
+        "results": [e.result for e in entries],
+        "peers": [r for _, r in peers],
+    }
 
 
 def run_bench(
@@ -309,87 +416,13 @@ def run_bench(
     tick = progress or (lambda _message: None)
     image, crop_source = crop if crop is not None else (latency.synthetic_crop(), "synthetic")
     entries = plan(bundle, settings)
-    probe = bundle.probe()
-    import_ms: dict[str, float] = {}
-    for entry in entries:
-        _load(entry, bundle, image, probe, import_ms)
-        ok = entry.result["parity"]["ok"]
-        tick(f"loaded {entry.key}: parity {'ok' if ok else 'n/a' if ok is None else 'FAILED'}"
-             + (f" ({entry.result['error']})" if entry.result["error"] else ""))
-
-    peer_results: list[tuple[Peer, dict[str, Any]]] = []
-    for spec in peer_specs:
-
-        def cold(spec: str = spec) -> Peer:
-            peer = load_peer(spec, settings.threads[0])
-            peer.prob_open(peer.prepare(image))
-            return peer
-
-        peer, cold_ms = latency.timed(cold)
-        result = _empty_peer(peer)
-        result["cold_start_ms"] = cold_ms
-        peer_results.append((peer, result))
-        tick(f"loaded peer {peer.name}")
-
-    # Latency: the public predict call on the same decoded crop, interleaved with the peers' equivalent calls.
-    live = [e for e in entries if e.state is not None]
-    contestants: dict[str, Callable[[], object]] = {e.key: (lambda s: lambda: s.predict(image))(e.state) for e in live}
-    prepared = {}
-    for peer, result in peer_results:
-        if result["error"] is None:
-            prepared[peer.name] = peer.prepare(image)
-            contestants[f"peer:{peer.name}"] = (lambda p: lambda: p.prob_open(p.prepare(image)))(peer)
-            contestants[f"peer-run:{peer.name}"] = (lambda p, x: lambda: p.session_run(x))(peer, prepared[peer.name])
-    if contestants:
-        tick(f"timing {len(contestants)} contestants x {settings.runs} calls")
-        times = latency.measure(contestants, settings.runs, settings.rounds, settings.warmup)
-        for entry in live:
-            entry.result["latency_us"] = latency.summarize_us(times[entry.key])
-        for peer, result in peer_results:
-            if result["error"] is None:
-                result["latency_us"] = latency.summarize_us(times[f"peer:{peer.name}"])
-                result["latency_run_us"] = latency.summarize_us(times[f"peer-run:{peer.name}"])
-
-    # Throughput: predict_batch on N x H x W uint8 stacks.
-    for entry in live:
-        entry.result["throughput_per_s"] = {str(b): None for b in BATCH_SIZES}
-    for batch in settings.batch_sizes:
-        stack = latency.batch_stack(image, batch)
-        calls = {e.key: (lambda s, x: lambda: s.predict_batch(x))(e.state, stack) for e in live}
-        if not calls:
-            break
-        tick(f"throughput at batch {batch}")
-        n_calls = latency.calls_for_batch(settings.runs, batch)
-        times = latency.measure(calls, n_calls, min(settings.rounds, n_calls), warmup=2)
-        for entry in live:
-            entry.result["throughput_per_s"][str(batch)] = latency.throughput_per_s(
-                float(np.median(times[entry.key])), batch)
-    _ratios(entries, peer_results)
-
+    load_entries(entries, bundle, image, tick)
+    peers = load_peers(peer_specs, settings.threads[0], image, tick)
+    time_latency(entries, peers, image, settings, tick)
+    time_throughput(entries, image, settings, tick)
+    _ratios(entries, peers)
     if data is not None:
-        slices = accuracy.attribute_slices(data.samples)
-        _quality(entries, bundle, data, slices, tick)
-        if peer_results:
-            _peer_quality(peer_results, data, slices, tick)
-
-    document: dict[str, Any] = {
-        "schema": SCHEMA_ID,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": command or " ".join(sys.argv),
-        "device": device_block(),
-        "model": model_block(bundle),
-        "settings": {
-            "runs": settings.runs,
-            "warmup": settings.warmup,
-            "rounds": settings.rounds,
-            "threads": list(settings.threads),
-            "batch_sizes": list(settings.batch_sizes),
-            "quick": settings.quick,
-            "crop": {"source": crop_source, "height": int(image.shape[0]), "width": int(image.shape[1])},
-        },
-        "data": data.summary() if data is not None else None,
-        "results": [e.result for e in entries],
-        "peers": [r for _, r in peer_results],
-    }
+        score_quality(entries, peers, bundle, data, tick)
+    document = bench_document(bundle, settings, data, entries, peers, image, crop_source, command)
     document["gates"] = check_gates(document, gates or Gates())
     return document

@@ -4,7 +4,7 @@ Atomicity: everything is written into a temporary directory next to the target; 
 sha256 and size of every other file) is written last; then the directory is renamed into place. An existing
 bundle at the target is first renamed aside and deleted only once the new one stands in its place, so an
 exception or a kill at any point leaves either the old bundle or the new one, never a half bundle. What a killed
-build leaves beside the target is removed by the next successful build (:func:`remove_stale_leftovers`).
+build leaves beside the target is removed by the next successful build (``staging.remove_stale_leftovers``).
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
-import shutil
-import socket
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eyesdk.atomic import atomic_write_text
 from eyesdk.bundle import LABELS, MANIFEST, SCHEMA, file_sha256
 from eyesdk.errors import EyeSDKError
 from eyesdk.formats import FORMATS, PRECISIONS
@@ -31,6 +29,7 @@ from eyesdk.metrics import f1_score, fit_temperature, predict_open
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract
 
 from . import export as exporters
+from . import staging
 from .calibration import CalibrationSet
 from .pipeline import jsonable
 from .validate import Gates, ValidationResult, make_probe, torch_logits, validate_artifact
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 PROBE_FILE = "probe.npy"
-OUTPUT = {"kind": "logit", "positive": "open"}
 Echo = Callable[[str], None]
 
 
@@ -75,110 +73,18 @@ def file_digests(root: Path) -> dict[str, dict[str, Any]]:
 def write_manifest(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Add ``files`` (checksums of everything already in root) and write manifest.json: call it last."""
     full = {**manifest, "files": file_digests(root)}
-    text = json.dumps(full, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    tmp = root / (MANIFEST + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, root / MANIFEST)
+    atomic_write_text(root / MANIFEST, json.dumps(full, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return full
 
 
 def check_replaceable(target: Path) -> None:
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise FileExistsError(f"{target} exists and is not a directory; refusing to replace it with a bundle")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).is_file():
-        raise FileExistsError(
-            f"{target} is a non-empty directory without {MANIFEST}, so it is not an eyesdk bundle; refusing to "
-            "replace it: choose another output path or empty it"
-        )
+    """Refuse a target that is not a directory, or a non-empty directory that is not a bundle."""
+    staging.check_replaceable(target, MANIFEST, "bundle")
 
 
-@contextlib.contextmanager
-def atomic_bundle_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a fresh staging directory next to ``target``; on success it replaces ``target`` in one rename.
-
-    The body must write ``manifest.json`` (see :func:`write_manifest`) last. On any exception the staging
-    directory is removed and ``target`` is untouched. An existing bundle is renamed aside, the new one renamed
-    in, then the old one deleted; if the second rename fails the old bundle is renamed back.
-    """
-    target = Path(target).absolute()
-    check_replaceable(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".building", dir=target.parent))
-    try:
-        yield stage
-        if not (stage / MANIFEST).is_file():
-            raise RuntimeError(f"bundle staged in {stage} has no {MANIFEST}; it was not completed")
-        os.chmod(stage, 0o755)  # mkdtemp makes it private; a bundle is meant to be read by others
-        check_replaceable(target)
-        _swap_into_place(stage, target)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    remove_stale_leftovers(target)
-
-
-# Staging and set-aside directories are named .<target>.<host>-<pid>.<random>.building|.old: a build killed with
-# SIGKILL cannot clean up after itself, so the next successful build of the same target does it, for the leftovers
-# of processes of this host that no longer exist (a running build's, or another machine's on a shared disk, stay).
-
-
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname().split(".")[0])[:32] or "host"
-
-
-def _leftover_prefix(target: Path) -> str:
-    return f".{target.name}.{_host_tag()}-{os.getpid()}."
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def remove_stale_leftovers(target: Path) -> list[Path]:
-    """Delete what killed builds of ``target`` left beside it; returns the removed directories.
-
-    Called only after a new bundle stands at ``target``: after a kill between the two renames of a swap, the old
-    bundle's only copy is its ``.old`` directory, and it must survive until then. POSIX only (``os.kill(pid, 0)`` is
-    a liveness probe there; on Windows it would terminate the process).
-    """
-    if os.name != "posix":
-        return []
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(_host_tag())}-(\d+)\.[^.]+\.(?:building|old)")
-    removed = []
-    for entry in target.parent.iterdir():
-        match = pattern.fullmatch(entry.name)
-        if match is None or entry.is_symlink() or not entry.is_dir():
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or _process_exists(pid):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
-def _swap_into_place(stage: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(stage, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target), suffix=".old", dir=target.parent))
-    os.rmdir(old)  # only the unique name is wanted
-    os.rename(target, old)
-    try:
-        os.rename(stage, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def atomic_bundle_dir(target: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """A staging directory next to ``target`` that replaces it in one rename once ``manifest.json`` is written."""
+    return staging.staged_directory(target, MANIFEST, "bundle")
 
 
 # --------------------------------------------------------------------------------------------- building
@@ -248,7 +154,7 @@ def build_bundle(
     gates: Gates | None = None,
     *,
     name: str | None = None,
-    threshold: float = 0.5,
+    threshold: float = exporters.THRESHOLD,
     probe_count: int = 64,
     export_options: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     echo: Echo | None = None,
@@ -267,72 +173,106 @@ def build_bundle(
     precs = _select(precisions, list(PRECISIONS), "precisions")
     model, ckpt = _load_source(source)
     contract = checkpoint_contract(ckpt)
-    x_val = _as_crops(x_val, contract.size, "x_val")
-    y_val = np.asarray(y_val).reshape(-1).astype(np.int64)
-    if len(y_val) != len(x_val):
-        raise ValueError(f"x_val has {len(x_val)} crops but y_val has {len(y_val)} labels")
-    calib: CalibrationSet | None = None
-    if "int8" in precs:
-        if x_calib is None:
-            raise ValueError("int8 artifacts need calibration crops; pass x_calib or leave int8 out of precisions")
-        if not isinstance(x_calib, CalibrationSet):
-            x_calib = CalibrationSet(_as_crops(x_calib, contract.size, "x_calib"))
-        calib = x_calib
-    out_dir = Path(out_dir)
-    probe = make_probe(contract, probe_count)
-
-    reference = torch_logits(model, x_val)
-    probe_reference = torch_logits(model, probe)
-    t_ref = fit_temperature(reference, y_val)
-    ref_pred = predict_open(reference, t_ref, threshold)
-    ref_acc = float(np.mean(ref_pred == y_val))
-    echo(f"reference (PyTorch fp32): {len(y_val)} validation crops, accuracy {100 * ref_acc:.2f}%, "
-         f"F1 {100 * f1_score(y_val, ref_pred):.2f}%, T {t_ref:.3f}"
+    x_val, y_val, calib = _checked_inputs(x_val, y_val, x_calib, contract.size, "int8" in precs)
+    ref = _reference(model, x_val, y_val, make_probe(contract, probe_count), threshold)
+    echo(f"reference (PyTorch fp32): {len(y_val)} validation crops, accuracy {100 * ref.accuracy:.2f}%, "
+         f"F1 {100 * ref.f1:.2f}%, T {ref.temperature:.3f}"
          + (f"; {len(calib)} calibration crops" if calib is not None else ""))
-
-    accepted: list[tuple[ValidationResult, str | int]] = []
-    rejected: list[ValidationResult] = []
+    out_dir = Path(out_dir)
     with atomic_bundle_dir(out_dir) as stage:
+        accepted, rejected = [], []
         for fmt in fmts:
             for precision in precs:
                 options = dict((export_options or {}).get((fmt, precision), {}))
-                echo(f"exporting {fmt} {precision} ...")
-                files = exporters.export_artifact(model, fmt, precision, stage, calib, contract=contract,
-                                                  threshold=threshold, **options)
-                result = validate_artifact(fmt, precision, files, x_val, y_val, reference, probe, probe_reference,
-                                           t_reference=t_ref, gates=gates, threshold=threshold)
-                echo(result.summary())
-                if result.passed:
-                    accepted.append((result, exporters.artifact_batch(fmt)))
-                else:
-                    rejected.append(result)
-                    for path in files:
-                        path.unlink(missing_ok=True)
+                result = _export_and_judge(model, fmt, precision, stage, calib, contract, x_val, y_val, ref, gates,
+                                           threshold, options, echo)
+                (accepted if result.passed else rejected).append(result)
         if not accepted:
             reasons = "; ".join(f"{r.format} {r.precision}: {', '.join(r.reasons)}" for r in rejected)
             raise NoArtifactPassedError(f"no artifact passed its gates, so no bundle was written ({reasons})")
-        np.save(stage / PROBE_FILE, probe, allow_pickle=False)
-        manifest = {
-            "schema": SCHEMA,
-            "name": name or out_dir.name,
-            "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "eyesdk_version": exporters.eyesdk_version(),
-            "preprocess": contract.to_dict(),
-            "labels": list(LABELS),
-            "output": dict(OUTPUT),
-            "threshold": float(threshold),
-            "model": _model_section(model, ckpt, contract.size),
-            "training": _training_section(ckpt),
-            "validation": {"count": int(len(y_val)), "positives": int(y_val.sum()), "reference_accuracy": ref_acc,
-                           "reference_temperature": float(t_ref), "gates": gates.to_dict(),
-                           "calibration_count": len(calib) if calib is not None else 0},
-            "artifacts": [r.manifest_entry(stage, batch) for r, batch in accepted],
-            "rejected": [{"format": r.format, "precision": r.precision, "reasons": list(r.reasons)} for r in rejected],
-            "probe": {"file": PROBE_FILE, "count": int(len(probe))},
-        }
-        write_manifest(stage, manifest)
+        np.save(stage / PROBE_FILE, ref.probe, allow_pickle=False)
+        write_manifest(stage, _manifest(stage, name or out_dir.name, model, ckpt, contract, threshold, ref, gates,
+                                        calib, accepted, rejected))
     echo(f"bundle {out_dir}: {len(accepted)} artifact(s)" + (f", {len(rejected)} rejected" if rejected else ""))
     return out_dir
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What the PyTorch fp32 model answers on the validation crops and the probe: every artifact is judged by it."""
+
+    logits: np.ndarray
+    probe: np.ndarray
+    probe_logits: np.ndarray
+    temperature: float
+    accuracy: float
+    f1: float
+    positives: int  # open crops among the validation crops
+
+
+def _checked_inputs(x_val: np.ndarray, y_val: np.ndarray, x_calib: np.ndarray | CalibrationSet | None, size: int,
+                    needs_calibration: bool) -> tuple[np.ndarray, np.ndarray, CalibrationSet | None]:
+    """Validation crops and labels as (N, 1, S, S) float32 and int64, and the calibration set int8 needs."""
+    x_val = _as_crops(x_val, size, "x_val")
+    y_val = np.asarray(y_val).reshape(-1).astype(np.int64)
+    if len(y_val) != len(x_val):
+        raise ValueError(f"x_val has {len(x_val)} crops but y_val has {len(y_val)} labels")
+    if not needs_calibration:
+        return x_val, y_val, None
+    if x_calib is None:
+        raise ValueError("int8 artifacts need calibration crops; pass x_calib or leave int8 out of precisions")
+    if isinstance(x_calib, CalibrationSet):
+        return x_val, y_val, x_calib
+    return x_val, y_val, CalibrationSet(_as_crops(x_calib, size, "x_calib"))
+
+
+def _reference(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray, probe: np.ndarray,
+               threshold: float) -> _Reference:
+    logits = torch_logits(model, x_val)
+    temperature = fit_temperature(logits, y_val)
+    decisions = predict_open(logits, temperature, threshold)
+    return _Reference(logits, probe, torch_logits(model, probe), temperature, float(np.mean(decisions == y_val)),
+                      f1_score(y_val, decisions), int(y_val.sum()))
+
+
+def _export_and_judge(model: nn.Module, fmt: str, precision: str, stage: Path, calib: CalibrationSet | None,
+                      contract: PreprocessContract, x_val: np.ndarray, y_val: np.ndarray, ref: _Reference,
+                      gates: Gates, threshold: float, options: dict[str, Any], echo: Echo) -> ValidationResult:
+    """Export one artifact into the staging directory and validate it; a rejected artifact's files are removed."""
+    echo(f"exporting {fmt} {precision} ...")
+    files = exporters.export_artifact(model, fmt, precision, stage, calib, contract=contract, threshold=threshold,
+                                      **options)
+    result = validate_artifact(fmt, precision, files, x_val, y_val, ref.logits, ref.probe, ref.probe_logits,
+                               t_reference=ref.temperature, gates=gates, threshold=threshold)
+    echo(result.summary())
+    if not result.passed:
+        for path in files:
+            path.unlink(missing_ok=True)
+    return result
+
+
+def _manifest(stage: Path, name: str, model: nn.Module, ckpt: Mapping[str, Any], contract: PreprocessContract,
+              threshold: float, ref: _Reference, gates: Gates, calib: CalibrationSet | None,
+              accepted: list[ValidationResult], rejected: list[ValidationResult]) -> dict[str, Any]:
+    """Everything manifest.json says but the file checksums (added last, by write_manifest)."""
+    return {
+        "schema": SCHEMA,
+        "name": name,
+        "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "eyesdk_version": exporters.eyesdk_version(),
+        "preprocess": contract.to_dict(),
+        "labels": list(LABELS),
+        "output": dict(exporters.OUTPUT),
+        "threshold": float(threshold),
+        "model": _model_section(model, ckpt, contract.size),
+        "training": _training_section(ckpt),
+        "validation": {"count": int(len(ref.logits)), "positives": ref.positives,
+                       "reference_accuracy": ref.accuracy, "reference_temperature": float(ref.temperature),
+                       "gates": gates.to_dict(), "calibration_count": len(calib) if calib is not None else 0},
+        "artifacts": [r.manifest_entry(stage, exporters.artifact_batch(r.format)) for r in accepted],
+        "rejected": [{"format": r.format, "precision": r.precision, "reasons": list(r.reasons)} for r in rejected],
+        "probe": {"file": PROBE_FILE, "count": int(len(ref.probe))},
+    }
 
 
 def _training_section(ckpt: Mapping[str, Any]) -> dict[str, Any]:

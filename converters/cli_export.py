@@ -4,8 +4,8 @@ Both read the labelled data through the shared readers and the subject-disjoint 
 (created on first use: a seeded 20 % subject-disjoint validation slice per fold), validate every artifact on the
 validation fold and calibrate int8 on crops from the training folds.
 
-``build`` is made by :func:`make_build_command`: its ``train_fn`` hook (``TrainFn``) is where training plugs
-in; without one, ``build`` needs ``--checkpoint`` and behaves like ``export``.
+``build`` is made by :func:`make_build_command`: its ``train_fn`` hook (``TrainFn``, given by ``cli.py``) trains
+when no ``--checkpoint`` is given; with one, ``build`` behaves like ``export``.
 """
 
 from __future__ import annotations
@@ -17,31 +17,18 @@ from typing import TYPE_CHECKING, Any
 import click
 import numpy as np
 
+from eyesdk.cliutil import comma_choices
 from eyesdk.formats import FORMATS, PRECISIONS
 
-from .pipeline import DEFAULT_FOLDS, SHIPPED_SIZE
+from .pipeline import DEFAULT_CACHE, DEFAULT_FOLDS, SHIPPED_SIZE
 
 if TYPE_CHECKING:
     from .pipeline import PreparedData
 
-DEFAULT_CACHE = Path.home() / ".cache" / "eyesdk" / "crops"
 DEFAULT_CALIBRATION = 300
 
 #: Training hook of ``build``: (prepared data, validation fold, work directory) -> checkpoint path.
 TrainFn = Callable[["PreparedData", int, Path], Path]
-
-
-def _choices(known: tuple[str, ...] | list[str], what: str) -> Callable[[Any, Any, str | None], list[str] | None]:
-    def parse(_ctx: Any, _param: Any, value: str | None) -> list[str] | None:
-        if value is None or value == "all":
-            return None
-        items = [v.strip() for v in value.split(",") if v.strip()]
-        unknown = [v for v in items if v not in known]
-        if unknown or not items:
-            raise click.BadParameter(f"unknown {what} {unknown or value!r}; choose from {', '.join(known)} or 'all'")
-        return items
-
-    return parse
 
 
 def _gates(_ctx: Any, _param: Any, values: tuple[str, ...]) -> Any:
@@ -78,9 +65,11 @@ def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--out", type=click.Path(file_okay=False), default="runs/bundle", show_default=True,
                      help="Bundle directory; an existing bundle there is replaced only once the new one is complete."),
         click.option("--name", default=None, help="Bundle name in the manifest (default: the directory name)."),
-        click.option("--formats", default="all", show_default=True, callback=_choices(list(FORMATS), "format"),
+        click.option("--formats", default="all", show_default=True,
+                     callback=comma_choices(list(FORMATS), "format", all_word="all"),
                      help=f"Comma-separated subset of {', '.join(FORMATS)}."),
-        click.option("--precisions", default="all", show_default=True, callback=_choices(PRECISIONS, "precision"),
+        click.option("--precisions", default="all", show_default=True,
+                     callback=comma_choices(PRECISIONS, "precision", all_word="all"),
                      help=f"Comma-separated subset of {', '.join(PRECISIONS)}."),
         click.option("--gate", "gates", multiple=True, callback=_gates, metavar="PRECISION=PP",
                      help="Override a drift gate, max |Δaccuracy| in percentage points (e.g. int8=1.0); repeatable."),
@@ -160,7 +149,7 @@ def export_cmd(checkpoint: str, **kw: Any) -> None:
     click.echo(f"bundle: {path}")
 
 
-def make_build_command(train_fn: TrainFn | None = None) -> click.Command:
+def make_build_command(train_fn: TrainFn) -> click.Command:
     """The `build` command; ``train_fn`` (see :data:`TrainFn`) trains when no ``--checkpoint`` is given."""
 
     @click.command("build")
@@ -173,10 +162,10 @@ def make_build_command(train_fn: TrainFn | None = None) -> click.Command:
     @export_options
     def build_cmd(checkpoint: str | None, workdir: str, size: int, **kw: Any) -> None:
         """Train (or take --checkpoint), then export, validate and gate every artifact into one bundle."""
+        from . import checkpoint as _needs_torch  # noqa: F401  (fail before the data is decoded, not after)
+
         prepared = None
         if checkpoint is None:
-            if train_fn is None:
-                raise click.UsageError("--checkpoint is required: training is not wired into `build` yet")
             from eyesdk.preprocess import PreprocessContract
 
             from .pipeline import prepare_data
@@ -190,6 +179,3 @@ def make_build_command(train_fn: TrainFn | None = None) -> click.Command:
         click.echo(f"bundle: {path}")
 
     return build_cmd
-
-
-build_cmd = make_build_command()

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import zipfile
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,15 +26,17 @@ from typing import Any
 import numpy as np
 
 from eyesdk.atomic import atomic_write
+from eyesdk.bundle import LABELS
 from eyesdk.errors import EyeSDKError, InvalidCropError
 from eyesdk.imagefile import read_image
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, preprocess_grey, resize_grey, to_grey
+from eyesdk.progress import Progress
 
 log = logging.getLogger(__name__)
 
-OPEN, CLOSED = 1, 0
+CLOSED, OPEN = LABELS.index("closed"), LABELS.index("open")  # label = index into the bundle labels
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: resized-only crops are kept in [0, 255], as resize_grey returns them
 
 # MRL: s0012_01234_0_1_1_2_1_02.png =
 # subject, image id, gender, glasses, eye state, reflections, lighting, sensor.
@@ -87,7 +88,7 @@ class Sample:
 
     @property
     def label_name(self) -> str:
-        return "open" if self.label == OPEN else "closed"
+        return LABELS[self.label]
 
 
 # ---- helpers
@@ -292,27 +293,35 @@ def read_manifest_csv(csv_path: str | Path) -> list[Sample]:
     csv_path = Path(csv_path).expanduser()
     if not csv_path.is_file():
         raise FileNotFoundError(f"manifest {csv_path} does not exist or is not a file")
-    samples: list[Sample] = []
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
-        if "path" not in columns or "label" not in columns:
-            raise LabelError(f"{csv_path}: needs a header with columns path,label; found {reader.fieldnames}")
-        known = ("", "path", "label", "subject")
-        extra = {key: name for key, name in columns.items() if key not in known}
-        for row in reader:
-            where = f"{csv_path} row {reader.line_num}"
-            raw_path = (row.get(columns["path"]) or "").strip()
-            if not raw_path:
-                raise LabelError(f"{where}: empty path")
-            label = _parse_label(row.get(columns["label"]), where)
-            path = Path(raw_path).expanduser()
-            if not path.is_absolute():
-                path = csv_path.parent / path
-            subject = (row.get(columns["subject"]) or "").strip() if "subject" in columns else ""
-            attrs = {key: (row.get(name) or "").strip() for key, name in extra.items()}
-            subject = f"csv:{subject or path.stem}"
-            samples.append(Sample(path=path, label=label, source="csv", subject=subject, attrs=attrs))
+        try:
+            return _manifest_rows(reader, csv_path)
+        except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte, a stray quote
+            raise LabelError(f"{csv_path} line {reader.line_num + 1}: not a readable CSV manifest row ({exc}); "
+                             "expected rows path,label[,subject,...]") from None
+
+
+def _manifest_rows(reader: csv.DictReader, csv_path: Path) -> list[Sample]:
+    samples: list[Sample] = []
+    columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
+    if "path" not in columns or "label" not in columns:
+        raise LabelError(f"{csv_path}: needs a header with columns path,label; found {reader.fieldnames}")
+    known = ("", "path", "label", "subject")
+    extra = {key: name for key, name in columns.items() if key not in known}
+    for row in reader:
+        where = f"{csv_path} row {reader.line_num}"
+        raw_path = (row.get(columns["path"]) or "").strip()
+        if not raw_path:
+            raise LabelError(f"{where}: empty path")
+        label = _parse_label(row.get(columns["label"]), where)
+        path = Path(raw_path).expanduser()
+        if not path.is_absolute():
+            path = csv_path.parent / path
+        subject = (row.get(columns["subject"]) or "").strip() if "subject" in columns else ""
+        attrs = {key: (row.get(name) or "").strip() for key, name in extra.items()}
+        subject = f"csv:{subject or path.stem}"
+        samples.append(Sample(path=path, label=label, source="csv", subject=subject, attrs=attrs))
     return samples
 
 
@@ -392,30 +401,9 @@ def read_sources(specs: Iterable[str | Path]) -> list[Sample]:
 
 def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
     """Counts for the model card: images and classes per source, subjects, subjects holding only one class."""
+    from .sampletable import as_table, summarize_table
 
-    def counts(group: Sequence[Sample]) -> dict[str, Any]:
-        per_subject: dict[str, Counter[int]] = defaultdict(Counter)
-        for s in group:
-            per_subject[s.subject][s.label] += 1
-        sizes = sorted(sum(c.values()) for c in per_subject.values())
-        return {
-            "images": len(group),
-            "open": sum(s.label == OPEN for s in group),
-            "closed": sum(s.label == CLOSED for s in group),
-            "subjects": len(per_subject),
-            "subjects_open_only": sum(1 for c in per_subject.values() if not c[CLOSED]),
-            "subjects_closed_only": sum(1 for c in per_subject.values() if not c[OPEN]),
-            "images_per_subject": {
-                "min": sizes[0] if sizes else 0,
-                "median": sizes[len(sizes) // 2] if sizes else 0,
-                "max": sizes[-1] if sizes else 0,
-            },
-        }
-
-    by_source: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_source[s.source].append(s)
-    return {**counts(samples), "sources": {name: counts(group) for name, group in sorted(by_source.items())}}
+    return summarize_table(as_table(samples))
 
 
 # ---- loading
@@ -439,7 +427,7 @@ def _crop(path: Path, contract: PreprocessContract, standardized: bool) -> np.nd
     grey = to_grey(read_image(path), color="rgb")
     if standardized:
         return preprocess_grey(grey, contract)
-    return resize_grey(grey, contract.size) * np.float32(1.0 / 255.0)
+    return resize_grey(grey, contract.size)
 
 
 def _file_stamp(path: str) -> tuple[int, int]:
@@ -491,28 +479,16 @@ def _decode_all(
         except (InvalidCropError, OSError) as exc:
             return path, None, f"{type(exc).__name__}: {exc}"
 
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            log.info("tqdm is not installed (pip install \"eyesdk[train]\"); decoding without a progress bar")
-        else:
-            bar = tqdm(total=len(paths), desc="decoding crops", unit="img")
     rows: dict[str, np.ndarray] = {}
     bad: dict[str, str] = {}
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for path, crop, reason in pool.map(one, paths):
-                if crop is None:
-                    bad[path] = reason
-                else:
-                    rows[path] = crop
-                if bar is not None:
-                    bar.update()
-    finally:
-        if bar is not None:
-            bar.close()
+    with Progress(len(paths), "decoding crops", enabled=progress, unit="img") as bar, \
+            ThreadPoolExecutor(max_workers=2) as pool:
+        for path, crop, reason in pool.map(one, paths):
+            if crop is None:
+                bad[path] = reason
+            else:
+                rows[path] = crop
+            bar.step()
     return rows, bad
 
 
@@ -526,7 +502,8 @@ def load_crops(
     """Decode and preprocess every sample once, going on past bad files (reported in `bad` with a reason).
 
     `x` is (N, size, size) float32 through `preprocess_grey`; with `standardized=False` it stops after the
-    contract's resize, as grey in [0, 1] (what the training augmentations take before they standardize).
+    contract's resize, as grey in [0, 255] (`resize_grey`'s output: standardizing it later gives exactly the bits of
+    `preprocess_grey`, and training augments it before it standardizes).
     With `cache_dir`, the result is stored as an .npz keyed by the files' paths, sizes and mtimes and the
     contract, so an edited or replaced file, or a changed contract, decodes again.
     """

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from eyesdk.metrics import binary_report
+from eyesdk.metrics import binary_report, predict_open
 
 from .datasets import Sample
 from .diagnostics import separability, verdict
+from .export import THRESHOLD
 from .train import predict_embeddings, predict_logits
 
 MRL_ATTRIBUTES = ("glasses", "reflections", "lighting", "sensor", "gender")
@@ -31,24 +32,30 @@ def _groups(samples: Sequence[Sample], key) -> dict[str, np.ndarray]:
 
 def report_logits(
     logits: np.ndarray, y: np.ndarray, samples: Sequence[Sample], temperature: float,
-    embeddings: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None, threshold: float = THRESHOLD,
 ) -> dict[str, Any]:
-    """All report sections from logits (and optionally embeddings) that are already computed."""
+    """All report sections from logits (and optionally embeddings) that are already computed.
+
+    Decisions are the runtime's (`predict_open` with the temperature and the bundle threshold).
+    """
     y = np.asarray(y, dtype=np.int64)
-    report: dict[str, Any] = {"temperature": float(temperature), "overall": binary_report(y, logits, temperature)}
-    report["per_source"] = {
-        src: binary_report(y[idx], logits[idx], temperature)
-        for src, idx in _groups(samples, lambda s: s.source).items()
-    }
+
+    def metrics(idx: np.ndarray | slice) -> dict[str, Any]:
+        return binary_report(y[idx], logits[idx], temperature, threshold)
+
+    report: dict[str, Any] = {"temperature": float(temperature), "threshold": float(threshold),
+                              "overall": metrics(slice(None))}
+    report["per_source"] = {src: metrics(idx) for src, idx in _groups(samples, lambda s: s.source).items()}
     per_attr: dict[str, dict[str, Any]] = {}
     for attr in MRL_ATTRIBUTES:
         groups = _groups(samples, lambda s, a=attr: s.attrs.get(a) if s.source == "mrl" else None)
         if groups:
-            per_attr[attr] = {v: binary_report(y[idx], logits[idx], temperature) for v, idx in groups.items()}
+            per_attr[attr] = {v: metrics(idx) for v, idx in groups.items()}
     report["per_attribute"] = per_attr
+    wrong_decisions = predict_open(logits, temperature, threshold) != y
     subjects = []
     for subj, idx in _groups(samples, lambda s: s.subject).items():
-        wrong = int(((logits[idx] >= 0).astype(np.int64) != y[idx]).sum())
+        wrong = int(wrong_decisions[idx].sum())
         subjects.append({"subject": subj, "n": int(len(idx)), "errors": wrong, "error_rate": wrong / len(idx)})
     report["worst_subjects"] = sorted(subjects, key=lambda r: -r["errors"])[:10]
     if embeddings is not None:

@@ -9,7 +9,6 @@ JSON file so that training, calibration and the model card all use the same spli
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,26 +18,20 @@ import numpy as np
 from eyesdk.atomic import atomic_write_text
 
 from .datasets import OPEN, Sample
+from .sampletable import SampleTable, as_table
 
 FOLDS_FORMAT = "eyesdk-folds/1"
 
 
-def _subjects_by_source(samples: Sequence[Sample]) -> dict[str, dict[str, tuple[int, int]]]:
-    """(open, closed) image counts per subject, grouped by the source holding most of the subject's images."""
-    sources: dict[str, Counter[str]] = defaultdict(Counter)
-    classes: dict[str, Counter[int]] = defaultdict(Counter)
-    for s in samples:
-        sources[s.subject][s.source] += 1
-        classes[s.subject][s.label] += 1
-    grouped: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-    for subject, counts in sources.items():
-        source = min(counts, key=lambda name: (-counts[name], name))
-        n_open = classes[subject][OPEN]
-        grouped[source][subject] = (n_open, sum(classes[subject].values()) - n_open)
-    return grouped
+def _main_sources(table: SampleTable) -> np.ndarray:
+    """Per subject code, the source holding most of its images (ties: the first name), -1 for absent subjects."""
+    n_sources = len(table.sources)
+    counts = np.bincount(table.subject_codes * n_sources + table.source_codes,
+                         minlength=len(table.subjects) * n_sources).reshape(len(table.subjects), n_sources)
+    return np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)  # names are sorted: argmax = first name
 
 
-def split_by_subject(samples: Sequence[Sample], folds: int = 5, seed: int = 0) -> list[int]:
+def split_by_subject(samples: Sequence[Sample] | SampleTable, folds: int = 5, seed: int = 0) -> list[int]:
     """Fold index (0..folds-1) per sample; every subject lies in exactly one fold.
 
     Greedy per source: subjects from largest to smallest (equal sizes in a seeded random order) each go to
@@ -48,74 +41,91 @@ def split_by_subject(samples: Sequence[Sample], folds: int = 5, seed: int = 0) -
     subjects are nearly all one class, and pure size balancing leaves some folds 70% open.
     The result depends on the samples' subjects, labels and the seed, not on their order.
     """
+    return split_table(as_table(samples), folds, seed).tolist()
+
+
+def split_table(table: SampleTable, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """`split_by_subject` of a whole table: (N,) fold per row."""
+    return fold_codes(table, folds, seed)[table.subject_codes]
+
+
+def fold_codes(table: SampleTable, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold per subject code (-1 for a subject without images); the assignment `split_by_subject` describes."""
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer of at least 2, got {folds!r}")
     rng = np.random.default_rng(seed)
+    n_open, n_closed = table.subject_sizes()
+    main = _main_sources(table)
+    fold_of = np.full(len(table.subjects), -1, dtype=np.int64)
     totals = [0] * folds
-    fold_of: dict[str, int] = {}
-    for _, counts in sorted(_subjects_by_source(samples).items()):
-        names = sorted(counts)
-        tie_order = rng.permutation(len(names))
-        order = sorted(range(len(names)), key=lambda i: (-sum(counts[names[i]]), int(tie_order[i])))
-        n_open = [0] * folds
-        n_closed = [0] * folds
+    for source in range(len(table.sources)):  # sources in name order, as the names are sorted
+        members = np.flatnonzero(main == source)  # subject codes in name order
+        if not len(members):
+            continue
+        tie_order = rng.permutation(len(members))
+        sizes = n_open[members] + n_closed[members]
+        order = sorted(range(len(members)), key=lambda i: (-int(sizes[i]), int(tie_order[i])))
+        open_in = [0] * folds
+        closed_in = [0] * folds
         for i in order:
-            o, c = counts[names[i]]
-            target = min(
-                range(folds),
-                key=lambda f: (o * n_open[f] + c * n_closed[f], n_open[f] + n_closed[f], totals[f], f),
-            )
-            fold_of[names[i]] = target
-            n_open[target] += o
-            n_closed[target] += c
+            o, c = int(n_open[members[i]]), int(n_closed[members[i]])
+            target = min(range(folds),
+                         key=lambda f: (o * open_in[f] + c * closed_in[f], open_in[f] + closed_in[f], totals[f], f))
+            fold_of[members[i]] = target
+            open_in[target] += o
+            closed_in[target] += c
             totals[target] += o + c
-    return [fold_of[s.subject] for s in samples]
-
-
-def _check_assignment(samples: Sequence[Sample], folds_assignment: Sequence[int]) -> dict[str, int]:
-    if len(samples) != len(folds_assignment):
-        raise ValueError(f"{len(samples)} samples but {len(folds_assignment)} fold indices")
-    fold_of: dict[str, int] = {}
-    for sample, fold in zip(samples, folds_assignment, strict=True):
-        fold = int(fold)
-        if fold < 0:
-            raise ValueError(f"{sample.path}: fold index {fold} is negative")
-        previous = fold_of.setdefault(sample.subject, fold)
-        if previous != fold:
-            raise ValueError(
-                f"subject {sample.subject} is in folds {previous} and {fold}; folds must be subject-disjoint"
-            )
     return fold_of
+
+
+def _subject_folds(table: SampleTable, folds_assignment: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Fold per subject code (-1: absent) from a fold per row, refusing a subject split across folds."""
+    folds = np.asarray(folds_assignment, dtype=np.int64).reshape(-1)
+    if len(table) != len(folds):
+        raise ValueError(f"{len(table)} samples but {len(folds)} fold indices")
+    if len(folds) and folds.min() < 0:
+        row = int(np.argmax(folds < 0))
+        raise ValueError(f"{table.read_samples(np.array([row]))[0].path}: fold index {folds[row]} is negative")
+    low = np.full(len(table.subjects), np.iinfo(np.int64).max)
+    high = np.full(len(table.subjects), -1)
+    np.minimum.at(low, table.subject_codes, folds)
+    np.maximum.at(high, table.subject_codes, folds)
+    split = np.flatnonzero((high >= 0) & (low != high))
+    if len(split):
+        code = int(split[0])
+        raise ValueError(f"subject {table.subjects[code]} is in folds {low[code]} and {high[code]}; folds must be "
+                         "subject-disjoint")
+    return high
 
 
 def write_folds(
     path: str | Path,
-    samples: Sequence[Sample],
-    folds_assignment: Sequence[int],
+    samples: Sequence[Sample] | SampleTable,
+    folds_assignment: Sequence[int] | np.ndarray,
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the split as JSON (atomically): per fold its subjects and counts, and a {subject: fold} map."""
-    fold_of = _check_assignment(samples, folds_assignment)
-    n_folds = max(fold_of.values(), default=-1) + 1
+    table = as_table(samples)
+    fold_of = _subject_folds(table, folds_assignment)
+    folds = np.asarray(folds_assignment, dtype=np.int64).reshape(-1)
+    n_folds = int(fold_of.max(initial=-1)) + 1
+    images = np.bincount(folds, minlength=n_folds)
+    opened = np.bincount(folds, weights=table.labels == OPEN, minlength=n_folds).astype(np.int64)
+    per_source = np.bincount(folds * len(table.sources) + table.source_codes,
+                             minlength=n_folds * len(table.sources)).reshape(n_folds, len(table.sources))
     summary: list[dict[str, Any]] = [
-        {"fold": f, "images": 0, "open": 0, "closed": 0, "sources": {}, "subjects": []}
+        {"fold": f, "images": int(images[f]), "open": int(opened[f]), "closed": int(images[f] - opened[f]),
+         "sources": {str(name): int(n) for name, n in zip(table.sources, per_source[f], strict=True) if n},
+         "subjects": [str(name) for name in table.subjects[fold_of == f]]}
         for f in range(n_folds)
     ]
-    for sample, fold in zip(samples, folds_assignment, strict=True):
-        entry = summary[int(fold)]
-        entry["images"] += 1
-        entry["open" if sample.label == OPEN else "closed"] += 1
-        entry["sources"][sample.source] = entry["sources"].get(sample.source, 0) + 1
-    for subject, fold in sorted(fold_of.items()):
-        summary[fold]["subjects"].append(subject)
-    for entry in summary:
-        entry["sources"] = dict(sorted(entry["sources"].items()))
+    present = fold_of >= 0
     document = {
         "format": FOLDS_FORMAT,
         "folds": n_folds,
         "meta": dict(meta or {}),
         "fold_summary": summary,
-        "subjects": dict(sorted(fold_of.items())),
+        "subjects": {str(k): int(v) for k, v in zip(table.subjects[present], fold_of[present], strict=True)},
     }
     text = json.dumps(document, indent=1, sort_keys=False) + "\n"
     return atomic_write_text(path, text)
@@ -141,15 +151,24 @@ def read_folds(path: str | Path) -> dict[str, Any]:
 
 def assign_from_folds(samples: Sequence[Sample], folds_json: Mapping[str, Any] | str | Path) -> list[int]:
     """Fold per sample from a saved split (a `read_folds` result or its path); unknown subjects are errors."""
+    return assign_table(as_table(samples), folds_json).tolist()
+
+
+def assign_table(table: SampleTable, folds_json: Mapping[str, Any] | str | Path) -> np.ndarray:
+    """`assign_from_folds` of a whole table: (N,) fold per row."""
     document = folds_json if isinstance(folds_json, Mapping) else read_folds(folds_json)
     fold_of: Mapping[str, int] = document["subjects"]
-    missing = sorted({s.subject for s in samples if s.subject not in fold_of})
+    present = np.bincount(table.subject_codes, minlength=len(table.subjects)) > 0
+    names = [str(name) for name in table.subjects[present]]
+    missing = [name for name in names if name not in fold_of]
     if missing:
         raise ValueError(
             f"{len(missing)} subjects are not in the folds file, e.g. {', '.join(missing[:5])}; "
             "the data changed since the split was written -- split again or use the data it was made for"
         )
-    return [int(fold_of[s.subject]) for s in samples]
+    by_code = np.full(len(table.subjects), -1, dtype=np.int64)
+    by_code[present] = [int(fold_of[name]) for name in names]
+    return by_code[table.subject_codes]
 
 
 def train_val_test(

@@ -4,8 +4,8 @@ For every artifact, on the labelled validation crops: logit parity (max / mean |
 accuracy drift (Δacc and ΔF1 in percentage points, flip rate, mean |Δprob|, via ``eyesdk.metrics.drift_report``),
 and a temperature fitted to the artifact's own logits with the ECE before and after it. Two gates decide:
 
-* drift: |Δacc| <= ``DEFAULT_DRIFT_GATE_PP[precision]`` (0.05 pp for fp32 / fp16, 0.5 pp for int8);
-* parity (sanity): max |Δlogit| <= ``PARITY_GATE[precision]`` x max(1, std of the reference logits). It catches a
+* drift: |Δacc| <= ``GATES[precision].drift_pp`` (``eyesdk.formats``: 0.05 pp for fp32 / fp16, 0.5 pp for int8);
+* parity (sanity): max |Δlogit| <= ``GATES[precision].parity`` x max(1, std of the reference logits). It catches a
   broken conversion (wrong layout, clipped ranges) even where the validation set is too easy to show it in
   accuracy; it is deliberately loose for int8, where the drift gate is the one that judges.
 
@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eyesdk.formats import DEFAULT_DRIFT_GATE_PP, PRECISIONS
-from eyesdk.metrics import drift_report, expected_calibration_error, fit_temperature, sigmoid
+from eyesdk.formats import GATES, PRECISIONS
+from eyesdk.metrics import drift_report, expected_calibration_error, fit_temperature, predict_open, sigmoid
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, preprocess_grey
+
+from .export import THRESHOLD
 
 if TYPE_CHECKING:
     from torch import nn
 
-#: Parity sanity gate: max |Δlogit| allowed, in units of max(1, std of the reference logits).
-PARITY_GATE: dict[str, float] = {"fp32": 1e-3, "fp16": 0.05, "int8": 0.5}
 #: Reproduction tolerance on another device: the largest of a floor (absolute + relative to the largest |reference
 #: logit|), a multiple of the measured difference between two kernel implementations of the file, and a multiple of
 #: the artifact's own distance from PyTorch on the probe. See :func:`reproduction_tolerance`.
@@ -46,8 +46,8 @@ PROBE_COUNT = 64
 class Gates:
     """Acceptance thresholds per precision; override any entry, e.g. ``Gates(drift_pp={"int8": 1.0})``."""
 
-    drift_pp: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DRIFT_GATE_PP))
-    parity: Mapping[str, float] = field(default_factory=lambda: dict(PARITY_GATE))
+    drift_pp: Mapping[str, float] = field(default_factory=dict)
+    parity: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("drift_pp", "parity"):
@@ -58,7 +58,7 @@ class Gates:
             bad = {k: v for k, v in given.items() if not (isinstance(v, (int, float)) and v >= 0)}
             if bad:
                 raise ValueError(f"Gates.{name} values must be numbers >= 0; got {bad}")
-            defaults = DEFAULT_DRIFT_GATE_PP if name == "drift_pp" else PARITY_GATE
+            defaults = {precision: getattr(gates, name) for precision, gates in GATES.items()}
             object.__setattr__(self, name, {**defaults, **given})
 
     def to_dict(self) -> dict[str, dict[str, float]]:
@@ -164,7 +164,7 @@ def validate_logits(
     t_reference: float | None = None,
     gates: Gates | None = None,
     files: list[Path] | None = None,
-    threshold: float = 0.5,
+    threshold: float = THRESHOLD,
     kernel_variation: float | None = None,
 ) -> ValidationResult:
     """Judge an artifact from its logits: ``logits`` / ``reference`` on the validation crops (labels ``y``),
@@ -193,7 +193,7 @@ def validate_logits(
         "acc_pp": drift["acc_pp"],
         "f1_pp": drift["f1_pp"],
         "mean_abs_dprob": drift["mean_abs_dprob"],
-        "accuracy": float(np.mean((sigmoid(logits / temperature) >= threshold) == (y == 1))),
+        "accuracy": float(np.mean(predict_open(logits, temperature, threshold) == y)),
         "ece_before": expected_calibration_error(y, sigmoid(logits)),
         "ece_after": expected_calibration_error(y, sigmoid(logits / temperature)),
     }
@@ -228,7 +228,7 @@ def validate_artifact(
     *,
     t_reference: float | None = None,
     gates: Gates | None = None,
-    threshold: float = 0.5,
+    threshold: float = THRESHOLD,
 ) -> ValidationResult:
     """Run the artifact (``files[0]``) with its runtime backend on the validation and probe crops, then judge it.
 

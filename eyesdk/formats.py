@@ -52,8 +52,20 @@ def format_of_backend(backend: str) -> Format:
     """The format a backend runs (KeyError for an unknown backend: callers check names first)."""
     return FORMATS[BACKEND_FORMAT[backend]]
 
-# Default accuracy-drift gates against torch fp32, |Δaccuracy| in percentage points (fp32 must match too).
-DEFAULT_DRIFT_GATE_PP: dict[str, float] = {"fp32": 0.05, "fp16": 0.05, "int8": 0.5}
+
+@dataclass(frozen=True)
+class PrecisionGates:
+    """Default gates an exported artifact of one precision must pass against torch fp32 to enter a bundle."""
+
+    drift_pp: float  # max |Δaccuracy| on the validation crops, in percentage points (fp32 must match too)
+    parity: float  # max |Δlogit| in units of max(1, std of the reference logits): catches broken conversions
+
+
+GATES: dict[str, PrecisionGates] = {
+    "fp32": PrecisionGates(drift_pp=0.05, parity=1e-3),
+    "fp16": PrecisionGates(drift_pp=0.05, parity=0.05),
+    "int8": PrecisionGates(drift_pp=0.5, parity=0.5),  # loose parity: for int8 the drift gate is the judge
+}
 
 
 def artifact_filename(fmt: str, precision: str) -> str:

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .bundle import Bundle
 from .device import DeviceInfo, probe
 from .errors import BackendUnavailableError
 from .formats import BACKENDS, PRECISIONS
+from .timing import interleaved_us
 
 logger = logging.getLogger("eyesdk")
 
@@ -135,20 +137,10 @@ def write_cache(result: TuneResult, bundle: Bundle, device: DeviceInfo | None = 
 def time_runners(
     runners: dict[str, backends.Runner], sample: np.ndarray, rounds: int = 7, calls: int = 60
 ) -> dict[str, float]:
-    """Median µs per batch-1 run of each runner, measured in interleaved rounds so drift hits all alike."""
-    samples: dict[str, list[int]] = {key: [] for key in runners}
-    for runner in runners.values():  # warm-up: first calls allocate and plan
-        for _ in range(10):
-            runner.run(sample)
-    clock = time.perf_counter_ns
-    for _ in range(rounds):
-        for key, runner in runners.items():
-            run, out = runner.run, samples[key]
-            for _ in range(calls):
-                start = clock()
-                run(sample)
-                out.append(clock() - start)
-    return {key: float(np.median(values)) / 1000.0 for key, values in samples.items()}
+    """Median µs per batch-1 run of each runner: ``rounds`` interleaved rounds of ``calls`` calls (eyesdk.timing)."""
+    contestants = {key: partial(runner.run, sample) for key, runner in runners.items()}
+    times = interleaved_us(contestants, calls=rounds * calls, rounds=rounds, warmup=10)  # warm-up: first calls plan
+    return {key: float(np.median(values)) for key, values in times.items()}
 
 
 def tune(

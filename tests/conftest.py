@@ -12,6 +12,11 @@ __all__ = ["SHARED_DATA", "private_cache", "shared_data", "synthetic_eye", "tiny
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "registry: installs from the package index with pip (CI runs it; deselect "
+                                       "offline with -m 'not registry')")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real datasets folder (../shared/data next to the repository); skips the test when it is absent."""

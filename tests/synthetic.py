@@ -33,3 +33,28 @@ def synthetic_eye(
         image[line] = rng.uniform(20, 50)
     image += rng.normal(0.0, 4.0, size=(h, w)).astype(np.float32)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def write_eye_tree(root, people: int = 4, per_class: int = 30, seed: int = 0, sides: tuple[int, int] = (24, 48),
+                   image=None):
+    """A class-folder tree ``root/p<person>/{open,closed}/<i>.png`` of synthetic eyes (subject = person).
+
+    ``image(is_open, i, rng) -> (array, suffix)`` replaces the default square grey PNG of a side drawn from ``sides``.
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for person in range(people):
+        for label in ("open", "closed"):
+            folder = root / f"p{person}" / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                if image is None:
+                    pixels, suffix = synthetic_eye(label == "open", int(rng.integers(*sides)), rng), "png"
+                else:
+                    pixels, suffix = image(label == "open", i, rng)
+                Image.fromarray(pixels).save(folder / f"{i}.{suffix}")
+    return root

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from eyesdk.bundle import LABELS
 from eyesdk.formats import FORMATS, PRECISIONS, artifact_filename
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LABELS",
     "OUTPUT",
+    "THRESHOLD",
     "artifact_batch",
     "artifact_metadata",
     "eyesdk_version",
@@ -41,8 +43,8 @@ __all__ = [
     "read_artifact_metadata",
 ]
 
-LABELS = ["closed", "open"]
 OUTPUT = {"kind": "logit", "positive": "open"}
+THRESHOLD = 0.5  # decision threshold of new bundles: sigmoid(z / T) >= THRESHOLD is "open" (metrics.predict_open)
 INPUT_NAME = "input"
 OUTPUT_NAME = "logit"
 
@@ -74,7 +76,7 @@ def eyesdk_version() -> str:
 
 
 def artifact_metadata(
-    fmt: str, precision: str, contract: PreprocessContract = DEFAULT_CONTRACT, threshold: float = 0.5
+    fmt: str, precision: str, contract: PreprocessContract = DEFAULT_CONTRACT, threshold: float = THRESHOLD
 ) -> dict[str, str]:
     """The self-description written into every artifact, as a flat str -> str map (JSON text where structured).
 
@@ -122,7 +124,7 @@ def export_artifact(
     calib: CalibrationSet | np.ndarray | None = None,
     *,
     contract: PreprocessContract = DEFAULT_CONTRACT,
-    threshold: float = 0.5,
+    threshold: float = THRESHOLD,
     **options: Any,
 ) -> list[Path]:
     """Write ``eyestate_<precision><ext>`` (plus companions) into out_dir; returns the paths, main file first.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,3 +67,31 @@ def write_omz_like_onnx(path: Path, gain: float = 4.0) -> Path:
 @pytest.fixture(scope="session")
 def omz_like_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_omz_like_onnx(tmp_path_factory.mktemp("peer") / "omz_like.onnx")
+
+
+@pytest.fixture(scope="session")
+def bench_data(tiny_bundle: Path, labelled_csv: Path) -> Any:
+    """The labelled CSV, preprocessed for the tiny bundle as ``eyesdk-bench --data`` does."""
+    from eyesdk.benchmarks.data import load_labelled
+    from eyesdk.bundle import load_bundle
+
+    return load_labelled([labelled_csv], load_bundle(tiny_bundle).contract, progress=False)
+
+
+@pytest.fixture(scope="session")
+def bench_run(tiny_bundle: Path, bench_data: Any, omz_like_onnx: Path) -> dict[str, Any]:
+    """One ``run_bench``: onnxruntime fp32 + int8 at 1 and 2 threads, batches 1 and 8, with data and a peer.
+
+    The progress messages it emitted are under ``"_ticks"`` (not part of the document).
+    """
+    from eyesdk.benchmarks import suite
+    from eyesdk.benchmarks.gates import Gates
+    from eyesdk.bundle import load_bundle
+
+    settings = suite.Settings(runs=20, threads=(1, 2), backends=("onnxruntime",), precisions=("fp32", "int8"),
+                              batch_sizes=(1, 8))
+    ticks: list[str] = []
+    document = suite.run_bench(load_bundle(tiny_bundle), settings, bench_data,
+                               [f"omz-open-closed-eye:{omz_like_onnx}"], gates=Gates(max_p50_us=1e9),
+                               progress=ticks.append, command="eyesdk-bench test")
+    return {**document, "_ticks": ticks}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from runtime_helpers import copy_bundle, read_manifest, write_manifest
@@ -121,7 +122,7 @@ def test_thread_sweep_gives_one_entry_per_thread_count(tiny_bundle: Path, tmp_pa
     [
         (("--max-drift", "0.5"), r"--max-drift need --data"),
         (("--max-ece", "0.1", "--quick", "--data", "."), r"--max-ece need --data \(--quick skips data\)"),
-        (("--backends", "tensorrt"), r"tensorrt unknown; choose from onnxruntime, openvino, tflite"),
+        (("--backends", "tensorrt"), r"unknown backend tensorrt; choose from onnxruntime, openvino, tflite"),
         (("--threads", "0"), r"thread counts must be integers >= 1"),
         (("--threads", "one"), r"is not a comma list of thread counts"),
         (("--subjects-from", "folds.json:0"), r"--subjects-from filters --data"),
@@ -199,3 +200,54 @@ def test_bench_never_imports_torch(mode: str, tiny_bundle: Path, labelled_csv: P
     proc = subprocess.run([sys.executable, "-c", _NO_TORCH_DRIVER, *args], capture_output=True, text=True,
                           timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "TORCH-FREE 0", proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------ subcommands
+
+
+def test_help_lists_every_registered_subcommand_and_each_has_help() -> None:
+    from eyesdk.benchmarks.cli import SUBCOMMANDS
+
+    listing = invoke("--help").output
+    assert "Usage: main [OPTIONS] [COMMAND [ARGS]...]" in listing and "--runs" in listing
+    for name in SUBCOMMANDS:
+        assert re.search(rf"^  {re.escape(name)} ", listing, re.MULTILINE), name
+        result = invoke(name, "--help")
+        assert result.exit_code == 0 and f"Usage: main {name} [OPTIONS]" in result.output, result.output
+
+
+def test_registering_a_subcommand_is_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eyesdk.benchmarks import cli
+
+    (tmp_path / "my_bench_plugin.py").write_text(
+        "import click\n\n@click.command()\n@click.option('--n', default=1)\n"
+        "def command(n):\n    '''A plugged-in measurement.'''\n    click.echo(f'plugged {n}')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.SUBCOMMANDS, "plugged", "my_bench_plugin:command")
+    assert invoke("plugged", "--n", "3").output == "plugged 3\n"
+    assert "plugged  " in invoke("--help").output and "A plugged-in measurement." in invoke("--help").output
+    monkeypatch.setitem(cli.SUBCOMMANDS, "broken", "my_bench_plugin:click")
+    with pytest.raises(TypeError, match="subcommand 'broken': my_bench_plugin:click is not a click command"):
+        main.main(["broken"], standalone_mode=False)
+
+
+def test_matrix_options_before_a_subcommand_are_refused(tiny_bundle: Path) -> None:
+    with pytest.raises(click.UsageError, match=r"--model, --runs before 'throughput' belong to the matrix run; put "
+                                               r"the subcommand's options after it"):
+        main.main(["--model", str(tiny_bundle), "--runs", "5", "throughput"], standalone_mode=False)
+    assert "No such command 'nope'" in invoke("nope").output
+
+
+_LAZY_DRIVER = """
+import sys
+from click.testing import CliRunner
+from eyesdk.benchmarks.cli import SUBCOMMANDS, main
+CliRunner().invoke(main, ["throughput", "--help"])
+loaded = sorted(n for n, target in SUBCOMMANDS.items() if target.partition(":")[0] in sys.modules)
+print(",".join(loaded))
+"""
+
+
+def test_subcommands_are_imported_only_when_used() -> None:
+    proc = subprocess.run([sys.executable, "-c", _LAZY_DRIVER], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "throughput", proc.stdout + proc.stderr

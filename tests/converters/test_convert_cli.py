@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-from synthetic import synthetic_eye
+from synthetic import write_eye_tree
 
 from eyesdk.converters.cli import main
 
@@ -17,16 +16,8 @@ from eyesdk.converters.cli import main
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     """Four 'people', each with open/ and closed/ folders: class-folder layout, subject = person."""
-    root = tmp_path_factory.mktemp("eyes")
-    rng = np.random.default_rng(0)
-    for person in range(4):
-        for label in ("open", "closed"):
-            folder = root / f"p{person}" / label
-            folder.mkdir(parents=True)
-            for i in range(30):
-                img = synthetic_eye(label == "open", int(rng.integers(24, 48)), rng)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    pytest.importorskip("PIL.Image")
+    return write_eye_tree(tmp_path_factory.mktemp("eyes"))
 
 
 def _common(tree: Path, tmp: Path) -> list[str]:
@@ -77,3 +68,95 @@ def test_bad_fold_choice_is_refused(tree: Path, tmp_path: Path) -> None:
                                        "--val-fold", "2", "--test-fold", "2"])
     assert result.exit_code != 0
     assert "folds must be distinct" in result.output
+
+
+_WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None  # what a runtime-only install looks like to an import
+from eyesdk.converters.cli import main
+sys.argv = ["eyesdk-convert", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["pack", "--help"]])
+def test_help_works_without_torch(args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: eyesdk-convert" in done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "export", "build", "evaluate"])
+def test_commands_needing_torch_say_which_extra_in_one_line(command: str, tree: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    args = {"train": ["--data", str(tree)], "cv": ["--data", str(tree)], "export": ["--checkpoint", __file__,
+            "--data", str(tree)], "build": ["--data", str(tree)], "evaluate": ["--checkpoint", __file__, "--data",
+            str(tree)]}[command]
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, command, *args, "--folds", str(tmp_path / "f.json"),
+                           "--cache", str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"Error: eyesdk-convert {command} needs torch, which the training extra installs: pip install 'eyesdk[train]'"]
+
+
+def test_other_missing_modules_are_not_blamed_on_the_extra(monkeypatch) -> None:
+    from eyesdk.converters import cli
+
+    @cli.main.command("broken")
+    def broken() -> None:
+        raise ModuleNotFoundError("No module named 'nosuchthing'", name="nosuchthing")
+
+    try:
+        with pytest.raises(ModuleNotFoundError, match="nosuchthing"):
+            CliRunner().invoke(cli.main, ["broken"], catch_exceptions=False)
+    finally:
+        cli.main.commands.pop("broken")
+
+
+def test_defaults_come_from_train_config(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    from eyesdk.converters import cli
+    from eyesdk.converters.train import TrainConfig
+
+    seen = {}
+    monkeypatch.setattr(cli, "_prepare", lambda kw, show=True: "data")
+    monkeypatch.setattr(cli, "_train_one", lambda data, out, cfg, *a, **k: seen.setdefault("cfg", cfg))
+    result = CliRunner().invoke(main, ["train", "--data", str(tree), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert seen["cfg"] == TrainConfig()
+    help_text = CliRunner().invoke(main, ["train", "--help"], terminal_width=200).output
+    assert "[default: 40000]" in help_text and "[default: 6,12,24,48]" in help_text
+
+
+@pytest.mark.parametrize(("widths", "message"), [("4,x", "is not a comma list of conv widths"),
+                                                 ("4,0", "conv widths must be integers >= 1")])
+def test_bad_widths_are_refused(widths: str, message: str, tree: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--data", str(tree), "--widths", widths, "--out", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_widths_keep_layer_order_and_repeats(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    from eyesdk.converters import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_prepare", lambda kw, show=True: "data")
+    monkeypatch.setattr(cli, "_train_one", lambda data, out, cfg, *a, **k: seen.setdefault("cfg", cfg))
+    result = CliRunner().invoke(main, ["train", "--data", str(tree), "--widths", "8, 4", "--extra", "16,16",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert seen["cfg"].widths == (8, 4) and seen["cfg"].extra == (16, 16)
+
+
+def test_a_csv_field_over_the_limit_is_a_one_line_cli_error(tmp_path: Path) -> None:
+    """Issue 14 #14 through the command line: `Error: ...` and exit status 1, no `_csv.Error` traceback."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n" + "x" * 140_000 + ".png,1\n")
+    result = CliRunner().invoke(main, ["train", "--data", str(manifest), "--out", str(tmp_path / "o"),
+                                       "--folds", str(tmp_path / "f.json"), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "line 2: not a readable CSV manifest row" in result.output
+    assert "Traceback" not in result.output and result.exception is not None

@@ -23,7 +23,7 @@ from eyesdk.converters.datasets import (
     summarize,
 )
 from eyesdk.imagefile import read_image
-from eyesdk.preprocess import PreprocessContract, preprocess_grey, to_grey
+from eyesdk.preprocess import PreprocessContract, preprocess_grey, resize_grey, to_grey
 
 RNG = np.random.default_rng(0)
 
@@ -234,6 +234,14 @@ def test_manifest_empty_path(tmp_path: Path) -> None:
         read_manifest_csv(manifest)
 
 
+def test_manifest_field_over_the_csv_limit_is_a_label_error(tmp_path: Path) -> None:
+    """Issue 14 #14: a field over csv.field_size_limit() (131,072 characters) is a named error, not _csv.Error."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\na.png,0\n" + "x" * 140_000 + ".png,1\n")
+    with pytest.raises(LabelError, match=r"m\.csv line 3: not a readable CSV manifest row \(field larger than"):
+        read_manifest_csv(manifest)
+
+
 # ---- detection and combination
 
 
@@ -312,7 +320,8 @@ def test_load_crops_resized_only(tmp_path: Path) -> None:
     samples = [Sample(_write(tmp_path / "a.png"), 1, "test", "t:a")]
     loaded = load_crops(samples, progress=False, standardized=False)
     assert loaded.x.shape == (1, 32, 32)
-    assert loaded.x.min() >= 0.0 and loaded.x.max() <= 1.0
+    expected = resize_grey(to_grey(read_image(samples[0].path), color="rgb"), 32)  # [0, 255], nothing rescaled
+    np.testing.assert_array_equal(loaded.x[0], expected)
 
 
 def test_load_crops_cache(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import eyesdk
 from eyesdk.bundle import default_bundle_path, load_bundle
-from eyesdk.formats import BACKEND_FORMAT, DEFAULT_DRIFT_GATE_PP
+from eyesdk.formats import BACKEND_FORMAT, GATES
 from eyesdk.metrics import drift_report
 
 pytestmark = pytest.mark.real_data
@@ -43,6 +43,6 @@ def test_every_artifact_stays_within_its_drift_gate(backend: str, validation_cro
         es = eyesdk.EyeState(backend=backend, precision=precision)
         drift = drift_report(y, z_ref, es.logits(x), reference.temperature, es.temperature)
         # one crop is 1/len(y) of accuracy: allow the gate plus one flipped crop on this 1/8 sample
-        allowed = DEFAULT_DRIFT_GATE_PP[precision] + 100.0 / len(y)
+        allowed = GATES[precision].drift_pp + 100.0 / len(y)
         assert abs(drift["acc_pp"]) <= allowed, (precision, drift)
         assert drift["flip_rate"] < 0.01, (precision, drift)

@@ -31,14 +31,14 @@ def _data(n: int, seed: int, open_share: float = 0.5) -> tuple[np.ndarray, np.nd
     y = (rng.random(n) < open_share).astype(np.int64)
     crops = np.stack([
         resize_grey(synthetic_eye(bool(label), int(rng.integers(24, 60)), rng), SIZE) for label in y])
-    return crops / 255.0, y
+    return crops, y  # resized grey in [0, 255], what the data loader hands to training
 
 
 @pytest.fixture(scope="module")
 def synthetic_split() -> dict[str, np.ndarray]:
     x, y = _data(600, seed=1)
     xv, yv = _data(200, seed=2)
-    return {"x": x.astype(np.float32), "y": y, "xv": standardize(xv * 255.0, 0.02), "yv": yv}
+    return {"x": x.astype(np.float32), "y": y, "xv": standardize(xv, 0.02), "yv": yv}
 
 
 def _quick(**kw) -> TrainConfig:
@@ -80,7 +80,7 @@ from test_train import _data, _quick
 from eyesdk.converters.train import train
 from eyesdk.preprocess import standardize
 x, y = _data(600, seed=1); xv, yv = _data(200, seed=2)
-train(x.astype(np.float32), y, ["mrl"] * len(y), standardize(xv * 255.0, 0.02), yv, _quick(epochs=4), {out!r},
+train(x.astype(np.float32), y, ["mrl"] * len(y), standardize(xv, 0.02), yv, _quick(epochs=4), {out!r},
       progress=False)
 """
 

@@ -105,7 +105,7 @@ def test_the_next_build_cleans_up(report: dict[str, Any]) -> None:
 
 def test_a_running_builds_staging_directory_is_not_touched(tmp_path: Path) -> None:
     """Cleanup removes leftovers of dead processes only: a concurrent build's staging directory survives."""
-    from eyesdk.converters.bundle import _host_tag, remove_stale_leftovers
+    from eyesdk.converters.staging import _host_tag, remove_stale_leftovers
 
     target = tmp_path / "bundle"
     target.mkdir()
@@ -161,7 +161,7 @@ def _install_hook(hook: str) -> None:
     import shutil
 
     from eyesdk.converters import bundle as bundle_module
-    from eyesdk.converters import runners
+    from eyesdk.converters import runners, staging
 
     if hook == "after-export":
         export = bundle_module.exporters.export_artifact
@@ -183,7 +183,7 @@ def _install_hook(hook: str) -> None:
 
         os.replace = replace_or_die
     elif hook == "before-rename":
-        bundle_module._swap_into_place = lambda stage, target: _kill_self()
+        staging._swap_into_place = lambda stage, target: _kill_self()
     elif hook == "between-renames":
         rename = os.rename
 
@@ -201,7 +201,7 @@ def _install_hook(hook: str) -> None:
                 _kill_self()
             rmtree(path, *args, **kwargs)
 
-        bundle_module.shutil.rmtree = rmtree_or_die
+        staging.shutil.rmtree = rmtree_or_die
 
 
 def _run_child(build: Any, name: str, hook: str | None = None, delay: float | None = None) -> tuple[str, int]:

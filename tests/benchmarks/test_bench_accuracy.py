@@ -1,4 +1,4 @@
-"""Metric plumbing of the benchmark (benchmarks/accuracy.py, parity.py, latency.py, gates.py).
+"""Metric plumbing of the benchmark (benchmarks/accuracy.py).
 
 The formulas themselves are tested in tests/test_metrics.py; here we check that each bench key carries the metric it
 names, with the right temperature and threshold, against hand-computed values and scikit-learn.
@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from eyesdk.benchmarks import accuracy, latency, parity
-from eyesdk.benchmarks.gates import Gates, check_gates
+from eyesdk.benchmarks import accuracy
 
 # Hand example: y = closed, closed, open, open; logits -2, 1, 0.5, 3 with T = 1 and threshold 0.5.
 # Decisions 0, 1, 1, 1 -> acc 3/4; recall closed 1/2, open 1 -> bacc 3/4; tp 2, fp 1, fn 0 -> F1 4/5;
@@ -138,74 +137,3 @@ def test_logits_from_probabilities_round_trip_and_saturate() -> None:
     z = accuracy.logits_from_probabilities(p)
     assert 1 / (1 + np.exp(-z)) == pytest.approx(p)
     assert np.isfinite(accuracy.logits_from_probabilities(np.array([0.0, 1.0]))).all()
-
-
-def test_probe_parity_reports_the_distance() -> None:
-    probe = np.zeros((3, 1, 32, 32), np.float32)
-    artifact = {"reference_logits": [0.0, 1.0, 2.0], "tolerance": 0.01}
-    ok = parity.probe_parity(lambda x: np.array([0.0, 1.005, 2.0]), artifact, probe)
-    assert ok == {"max_abs_diff": pytest.approx(0.005), "tolerance": 0.01, "ok": True}
-    bad = parity.probe_parity(lambda x: np.array([0.0, 1.5, 2.0]), artifact, probe)
-    assert bad["ok"] is False and bad["max_abs_diff"] == pytest.approx(0.5)
-    broken = parity.probe_parity(lambda x: np.array([np.nan, 1.0, 2.0]), artifact, probe)
-    assert broken == {"max_abs_diff": None, "tolerance": 0.01, "ok": False}
-    assert parity.probe_parity(lambda x: x, {"tolerance": 1.0}, probe)["ok"] is None  # nothing to compare
-    default = parity.probe_parity(lambda x: np.array([0.0, 1.0, 2.0]), {"reference_logits": [0, 1, 2]}, probe)
-    assert default["tolerance"] == parity.DEFAULT_TOLERANCE
-
-
-def test_latency_summary_and_throughput() -> None:
-    us = np.arange(1, 101, dtype=float)
-    out = latency.summarize_us(us)
-    assert out["p50"] == pytest.approx(np.percentile(us, 50)) and out["mean"] == pytest.approx(50.5)
-    assert out["p99"] == pytest.approx(np.percentile(us, 99))
-    assert latency.summarize_us([]) == {"p50": None, "p90": None, "p99": None, "mean": None}
-    assert latency.throughput_per_s(500.0, 64) == pytest.approx(128_000)
-    assert latency.throughput_per_s(None, 8) is None
-    assert latency.calls_for_batch(1000, 64) == 16 and latency.calls_for_batch(20, 64) == 5
-
-
-def test_measure_interleaves_and_counts_calls() -> None:
-    order: list[str] = []
-    out = latency.measure({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, calls=7, rounds=3,
-                          warmup=2)
-    assert {k: len(v) for k, v in out.items()} == {"a": 7, "b": 7}
-    timed = order[4:]  # after 2 warm-up calls each
-    assert timed == ["a"] * 3 + ["b"] * 3 + ["a"] * 2 + ["b"] * 2 + ["a"] * 2 + ["b"] * 2
-    with pytest.raises(ValueError, match="calls must be >= 1"):
-        latency.measure({"a": lambda: None}, calls=0)
-
-
-def test_batch_stack_shape_and_dtype() -> None:
-    crop = latency.synthetic_crop(90)
-    stack = latency.batch_stack(crop, 8)
-    assert stack.shape == (8, 90, 90) and stack.dtype == np.uint8
-    assert np.abs(stack.astype(int) - crop.astype(int)).max() <= 3
-
-
-def _result(backend: str, precision: str, **kw: object) -> dict[str, object]:
-    base = {"backend": backend, "precision": precision, "threads": 1, "file": f"eyestate_{precision}.x",
-            "parity": {"max_abs_diff": 0.0, "tolerance": 1e-3, "ok": True}, "drift": None, "calibration": None,
-            "latency_us": {"p50": 50.0, "p90": 60.0, "p99": 90.0, "mean": 55.0}, "error": None}
-    return {**base, **kw}
-
-
-def test_gates_name_each_artifact_and_what_failed() -> None:
-    document = {"results": [
-        _result("onnxruntime", "fp32", drift={"acc_pp": 0.0, "reference": "onnxruntime fp32"},
-                calibration={"ece": 0.01}),
-        _result("onnxruntime", "int8", drift={"acc_pp": -0.8, "reference": "onnxruntime fp32"},
-                calibration={"ece": 0.09}, latency_us={"p50": 250.0, "p90": 1, "p99": 1, "mean": 1}),
-        _result("tflite", "int8", parity={"max_abs_diff": 0.3, "tolerance": 0.05, "ok": False}, threads=2),
-        _result("openvino", "fp16", latency_us=None, error="not installed"),
-    ]}
-    out = check_gates(document, Gates(max_drift_pp=0.5, max_ece=0.05, max_p50_us=200.0))
-    found = {(f["artifact"], f["gate"]) for f in out["failures"]}
-    assert found == {("onnxruntime int8", "max_drift"), ("onnxruntime int8", "max_ece"),
-                     ("onnxruntime int8", "max_p50_us"), ("tflite int8 t2", "parity"),
-                     ("openvino fp16", "max_p50_us")}
-    assert out["ok"] is False
-    messages = " | ".join(f["message"] for f in out["failures"])
-    assert "-0.800 pp" in messages and "ECE 0.0900" in messages and "0.3 > tolerance 0.05" in messages
-    assert check_gates({"results": document["results"][:1]}, Gates(0.5, 0.05, 200.0))["ok"] is True
-    assert Gates(max_ece=0.1).needs_data == ["--max-ece"]
