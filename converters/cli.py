@@ -78,6 +78,18 @@ def _layer_widths(_ctx: click.Context, _param: click.Parameter, value: str) -> t
     return widths
 
 
+def _layer_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A layer spec checked by the model's own parser; empty means the classic --widths / --extra."""
+    if not value:
+        return None
+    from .model import format_layers, parse_layers
+
+    try:
+        return format_layers(parse_layers(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def train_options(fn):
     """Options shared by `train` and `cv`: data, split and training hyper-parameters (defaults: TrainConfig)."""
     options = [
@@ -92,10 +104,12 @@ def train_options(fn):
         _config_option("--margin", "arc_margin", field="arc_margin", type=float, help="ArcFace angular margin (rad)."),
         _config_option("--scale", "arc_scale", field="arc_scale", type=float, help="ArcFace scale s."),
         _config_option("--widths", field="widths", type=str, callback=_layer_widths,
-                       help="Conv widths (first at stride 1)."),
+                       help="Classic EyeNet conv widths (first at stride 1); when given they replace --layers."),
         click.option("--size", default=SHIPPED_SIZE, show_default=True, help="Model input side (contract size)."),
         _config_option("--extra", field="extra", type=str, callback=_layer_widths,
                        help="Extra stride-1 conv widths after the last stage (teachers)."),
+        _config_option("--layers", field="layers", type=str, callback=_layer_spec,
+                       help="The network as a layer spec, e.g. 'c16/2 c32/2 c64/2' (converters/model.py)."),
         _config_option("--epochs", field="epochs", type=int),
         _config_option("--samples-per-epoch", field="samples_per_epoch", type=int),
         _config_option("--batch-size", field="batch_size", type=int,
@@ -107,8 +121,8 @@ def train_options(fn):
         _config_option("--ema-decay", field="ema_decay", type=float, help="Decay of the weights' moving average."),
         _config_option("--patience", field="patience", type=int, help="Epochs without gain before stopping."),
         _config_option("--threads", field="threads", type=int, help="torch CPU threads per process."),
-        click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Checkpoint of a larger model to distil from (BCE head only)."),
+        click.option("--teacher", type=click.Path(exists=True, dir_okay=False), multiple=True,
+                     help="Checkpoint to distil from (BCE head only); repeat it for a mean-logit teacher ensemble."),
         _config_option("--distill-alpha", field="distill_alpha", type=float, help="Weight of the hard-label loss."),
         click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
                      help="Cache of decoded crops (an .npz per dataset state)."),
@@ -126,13 +140,15 @@ def train_options(fn):
 #: Options of `train_options` that are TrainConfig fields (same name): passed to it as given.
 _CONFIG_KEYS = ("head", "widths", "extra", "epochs", "samples_per_epoch", "batch_size", "lr", "weight_decay",
                 "warmup_epochs", "dropout", "ema_decay", "patience", "seed", "threads", "arc_margin", "arc_scale",
-                "teacher", "distill_alpha")
+                "teacher", "distill_alpha", "layers")
 
 
 def _config(**kw: Any):
     from .train import TrainConfig
 
-    return TrainConfig(**{key: kw[key] for key in _CONFIG_KEYS})
+    given = {key: kw[key] for key in _CONFIG_KEYS}
+    given["teacher"] = list(given["teacher"]) or None  # repeated --teacher: an ensemble
+    return TrainConfig(**given)
 
 
 def _prepare(kw: dict[str, Any], show: bool = True):
@@ -174,9 +190,10 @@ def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet
     train_mask, val_mask, test_mask = _fold_masks(data.folds, val_fold, test_fold)
     meta = {"data_summary": {**data.summary, "train": int(train_mask.sum()), "val": int(val_mask.sum()),
                              "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold}}
+    attrs = [s.attrs for s in data.subset(train_mask)] if cfg.cell_weights else None  # only cells read them
     result = train(data.x[train_mask], data.y[train_mask], data.sources(train_mask),
                    data.standardized(val_mask), data.y[val_mask], cfg, out, contract=data.contract, resume=resume,
-                   progress=not quiet, extra_meta=meta, dist=dist)
+                   progress=not quiet, extra_meta=meta, dist=dist, attrs=attrs)
     if not dist.is_main:
         return {}
     reports = {"best_epoch": result.best_epoch + 1, "temperature": result.temperature, "history": result.history}

@@ -37,9 +37,9 @@ MULTINOMIAL_LIMIT = 2**24  # categories torch.multinomial accepts
 @dataclass
 class TrainConfig:
     head: str = "bce"
-    widths: Sequence[int] = (6, 12, 24, 48)
+    layers: str | None = "c6 c12/2 c24/2 c48/2"  # the network as a layer spec (converters/model.py)
+    widths: Sequence[int] = ()  # classic EyeNet conv widths; when given they (and `extra`) replace `layers`
     extra: Sequence[int] = ()
-    layers: str | None = None  # a layer spec (converters/model.py, e.g. "c16/2 c32/2 c64/2"); replaces widths/extra
     dropout: float = 0.1
     arc_scale: float = 16.0
     arc_margin: float = 0.2
@@ -78,7 +78,8 @@ class TrainResult:
 
 def model_of(cfg: TrainConfig) -> nn.Module:
     """The untrained network a config describes (its layer spec, or the classic widths + extra)."""
-    return build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin, cfg.layers)
+    layers = None if cfg.widths else cfg.layers
+    return build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin, layers)
 
 
 def positive_weight(y: np.ndarray, weights: np.ndarray) -> float:

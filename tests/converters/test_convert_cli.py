@@ -129,7 +129,7 @@ def test_defaults_come_from_train_config(tree: Path, tmp_path: Path, monkeypatch
     assert result.exit_code == 0, result.output
     assert seen["cfg"] == TrainConfig()
     help_text = CliRunner().invoke(main, ["train", "--help"], terminal_width=200).output
-    assert "[default: 40000]" in help_text and "[default: 6,12,24,48]" in help_text
+    assert "[default: 40000]" in help_text and f"[default: {TrainConfig().layers}]" in help_text
 
 
 @pytest.mark.parametrize(("widths", "message"), [("4,x", "is not a comma list of conv widths"),
@@ -149,6 +149,31 @@ def test_widths_keep_layer_order_and_repeats(tree: Path, tmp_path: Path, monkeyp
                                        "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert seen["cfg"].widths == (8, 4) and seen["cfg"].extra == (16, 16)
+
+
+def test_layer_spec_and_teacher_ensemble_reach_the_config(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    from eyesdk.converters import cli
+    from eyesdk.converters.train import TrainConfig
+
+    seen = {}
+    monkeypatch.setattr(cli, "_prepare", lambda kw, show=True: "data")
+    monkeypatch.setattr(cli, "_train_one", lambda data, out, cfg, *a, **k: seen.setdefault("cfg", cfg))
+    teacher = tmp_path / "t.pt"
+    teacher.write_bytes(b"")
+    result = CliRunner().invoke(main, ["train", "--data", str(tree), "--layers", "p16/2,c32/2  d64/2", "--teacher",
+                                       str(teacher), "--teacher", str(teacher), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert seen["cfg"].layers == "p16/2 c32/2 d64/2" and seen["cfg"].widths == ()
+    assert seen["cfg"].teacher == [str(teacher)] * 2
+    seen.clear()
+    result = CliRunner().invoke(main, ["train", "--data", str(tree), "--out", str(tmp_path)])
+    assert seen["cfg"].layers == TrainConfig().layers and seen["cfg"].teacher is None
+
+
+def test_bad_layer_spec_is_refused(tree: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["train", "--data", str(tree), "--layers", "c16/2 q8", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "bad layer token 'q8'" in result.output
 
 
 def test_a_csv_field_over_the_limit_is_a_one_line_cli_error(tmp_path: Path) -> None:
