@@ -31,14 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import eyesdk
-    from eyesdk.benchmarks.peer_latency import benchmark_crop, peer_runner
+    from eyesdk.benchmarks.options import benchmark_crop
+    from eyesdk.benchmarks.peers import load_peer
     from eyesdk.timing import interleaved_us
 
-    crop, where = benchmark_crop()
+    crop, where = benchmark_crop(None)
     contestants = {}
-    peer = peer_runner(crop)
-    if peer is not None:
-        contestants["peer bare session.run"] = peer
+    peer_path = ROOT.parent / "shared" / "peers" / "open-closed-eye-0001" / "open-closed-eye.onnx"
+    if peer_path.is_file():
+        peer = load_peer(f"omz-open-closed-eye:{peer_path}")
+        x_peer = peer.prepare(crop.astype(np.float32))
+        contestants["peer bare session.run"] = lambda: peer.session_run(x_peer)
     for b in args.bundles:
         es = eyesdk.EyeState(b, backend=args.backend, precision="fp32")
         size = es.bundle.contract.size

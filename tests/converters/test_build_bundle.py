@@ -384,3 +384,26 @@ def test_build_command_calls_the_training_hook(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen == {"data": "prepared", "val_fold": 2, "workdir": tmp_path / "w",
                     "checkpoint": str(tmp_path / "trained.pt"), "passed": "prepared"}
+
+
+@pytest.mark.heavy
+def test_a_given_temperature_is_shipped_with_each_artifacts_drift(tmp_path, tiny):
+    """--temperature / cv.json: the pooled out-of-fold T replaces the validation fit, times each artifact's drift."""
+    import json
+
+    from eyesdk.metrics import fit_temperature
+
+    out = _build(tiny, tmp_path / "b", formats=["onnx"], precisions=["fp32", "int8"], temperature=1.7)
+    manifest = json.loads((out / "manifest.json").read_text())
+    validation = manifest["validation"]
+    assert validation["reference_temperature"] == 1.7
+    assert validation["temperature_source"] == "given (pooled out-of-fold)"
+    fitted = validation["validation_temperature"]
+    from eyesdk.converters.validate import torch_logits
+
+    assert fitted == pytest.approx(fit_temperature(torch_logits(tiny.model, tiny.x_val), tiny.y_val))
+    by_precision = {a["precision"]: a["temperature"] for a in manifest["artifacts"]}
+    assert by_precision["fp32"] == pytest.approx(1.7, rel=1e-3)  # fp32 drifts by ~1e-6
+    assert by_precision["int8"] == pytest.approx(1.7, rel=0.1)
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        _build(tiny, tmp_path / "c", formats=["onnx"], precisions=["fp32"], temperature=0.0)

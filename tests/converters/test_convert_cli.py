@@ -185,3 +185,19 @@ def test_a_csv_field_over_the_limit_is_a_one_line_cli_error(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "line 2: not a readable CSV manifest row" in result.output
     assert "Traceback" not in result.output and result.exception is not None
+
+
+def test_temperature_option_reads_a_number_or_a_cv_json(tmp_path: Path) -> None:
+    from eyesdk.converters.cli_export import _temperature
+
+    assert _temperature(None, None, None) is None
+    assert _temperature(None, None, "1.5") == 1.5
+    cv = tmp_path / "cv.json"
+    cv.write_text(json.dumps({"oof": {"pooled_temperature": 1.1}}))
+    assert _temperature(None, None, str(cv)) == 1.1
+    import click
+
+    with pytest.raises(click.BadParameter, match="temperature must be > 0"):
+        _temperature(None, None, "0")
+    with pytest.raises(click.BadParameter, match="neither a number nor a readable cv.json"):
+        _temperature(None, None, str(tmp_path / "missing.json"))

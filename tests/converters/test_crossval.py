@@ -74,3 +74,21 @@ def test_summarize_oof_and_length_check() -> None:
     assert "pooled out-of-fold temperature" in format_oof(summary)
     with pytest.raises(ValueError, match="out-of-fold arrays disagree"):
         summarize_oof(logits, y[:-1], subjects, sources, folds)
+
+
+def test_read_pooled_temperature(tmp_path) -> None:
+    import json
+
+    from eyesdk.converters.crossval import read_pooled_temperature
+
+    good = tmp_path / "cv.json"
+    good.write_text(json.dumps({"oof": {"pooled_temperature": 1.25}}))
+    assert read_pooled_temperature(good) == 1.25
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"folds": [], "summary": {}}))
+    with pytest.raises(ValueError, match="holds no pooled out-of-fold temperature"):
+        read_pooled_temperature(old)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"oof": {"pooled_temperature": -1}}))
+    with pytest.raises(ValueError, match="must be a positive number"):
+        read_pooled_temperature(bad)
