@@ -176,6 +176,11 @@ def _fold_masks(folds: np.ndarray, val_fold: int, test_fold: int | None) -> tupl
     return ~(val | test), val, test
 
 
+def _mrl_subjects(data, mask: np.ndarray) -> list[str]:
+    """The MRL subjects among the masked crops: what a benchmark needs to pick subjects a model never saw."""
+    return sorted({s.subject for s in data.subset(mask) if s.source == "mrl"})
+
+
 def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet: bool,
                resume: bool = True, dist=None) -> dict[str, Any]:
     """Train on every fold but val_fold (and test_fold), then report on both; under torchrun every rank trains and
@@ -189,7 +194,10 @@ def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet
 
     train_mask, val_mask, test_mask = _fold_masks(data.folds, val_fold, test_fold)
     meta = {"data_summary": {**data.summary, "train": int(train_mask.sum()), "val": int(val_mask.sum()),
-                             "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold}}
+                             "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold,
+                             "train_folds": sorted({int(f) for f in data.folds[train_mask]}),
+                             "mrl_subjects": {role: _mrl_subjects(data, mask) for role, mask in
+                                              (("train", train_mask), ("val", val_mask), ("test", test_mask))}}}
     attrs = [s.attrs for s in data.subset(train_mask)] if cfg.cell_weights else None  # only cells read them
     result = train(data.x[train_mask], data.y[train_mask], data.sources(train_mask),
                    data.standardized(val_mask), data.y[val_mask], cfg, out, contract=data.contract, resume=resume,

@@ -37,6 +37,11 @@ def test_train_then_evaluate(tree: Path, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert set(report["test"]["overall"]) >= {"acc", "bacc", "f1", "auc", "ece", "ks"}
     assert "diagnostics" in report["val"] and report["val"]["per_source"]
+    import torch
+
+    summary = torch.load(out / "best.pt", weights_only=True)["data_summary"]  # the manifest's `training` section
+    assert summary["train_folds"] == [2, 3] and (summary["val_fold"], summary["test_fold"]) == (0, 1)
+    assert summary["mrl_subjects"] == {"train": [], "val": [], "test": []}  # class folders: no MRL subjects
 
     result = runner.invoke(main, ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(tree),
                                   "--folds", str(tmp_path / "folds.json"), "--cache", str(tmp_path / "cache"),
