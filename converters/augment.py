@@ -42,16 +42,16 @@ class AugmentConfig:
     lowres_min: int = 10
     glint_p: float = 0.3
     glint_max: int = 3
-    glint_radius: tuple[float, float] = (0.4, 1.8)  # pixels at the model's input size
-    glint_flat: float = 0.0  # share of glints drawn saturated with a hard edge (big lens reflections), not Gaussian
+    glint_radius: tuple[float, float] = (0.5, 3.0)  # pixels at the model's input size
+    glint_flat: float = 0.5  # share of glints drawn saturated with a hard edge (big lens reflections), not Gaussian
     aspect: tuple[float, float] = (1.0, 1.0)  # extra vertical scale: narrow or wide-open eyes
-    frame_p: float = 0.0  # dark spectacle-frame band across the crop, with a tinted lens region below/above it
+    frame_p: float = 0.3  # dark spectacle-frame band across the crop, with a tinted lens region below/above it
     frame_width: tuple[float, float] = (0.6, 2.2)  # band thickness in pixels at the input size
     frame_dark: tuple[float, float] = (0.3, 0.85)  # how much of the brightness the band takes away
-    frame_edge: tuple[float, float] = (-0.05, 0.95)  # band centre's distance from the top or bottom, share of side
+    frame_edge: tuple[float, float] = (-0.05, 0.3)  # band centre's distance from the top or bottom, share of side
     # Sources whose crops get frames and glints (empty = every crop): both imitate infrared illuminators on glasses;
     # on visible-light crops a glint is a real catch-light of an open eye, and hiding that cue there costs accuracy.
-    targeted_sources: tuple[str, ...] = ()
+    targeted_sources: tuple[str, ...] = ("mrl",)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:

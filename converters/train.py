@@ -37,13 +37,13 @@ MULTINOMIAL_LIMIT = 2**24  # categories torch.multinomial accepts
 @dataclass
 class TrainConfig:
     head: str = "bce"
-    layers: str | None = "c6 c12/2 c24/2 c48/2"  # the network as a layer spec (converters/model.py)
+    layers: str | None = "c16/2 c32/2 c64/2"  # the network as a layer spec (converters/model.py)
     widths: Sequence[int] = ()  # classic EyeNet conv widths; when given they (and `extra`) replace `layers`
     extra: Sequence[int] = ()
     dropout: float = 0.1
     arc_scale: float = 16.0
     arc_margin: float = 0.2
-    epochs: int = 25
+    epochs: int = 30
     samples_per_epoch: int = 40_000
     batch_size: int = 256
     lr: float = 3e-3
