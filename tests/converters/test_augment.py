@@ -17,7 +17,7 @@ from eyesdk.converters.augment import (  # noqa: E402
 )
 
 OFF = AugmentConfig(flip=0, scale=(1, 1), shift=0, rotate_deg=0, gamma=0, contrast=(1, 1), brightness=0, blur_p=0,
-                    noise_p=0, jpeg_p=0, lowres_p=0, glint_p=0)
+                    noise_p=0, jpeg_p=0, lowres_p=0, glint_p=0, glint_flat=0, frame_p=0, targeted_sources=())
 
 
 def _grey(n: int = 16, value: float = 0.5) -> torch.Tensor:
