@@ -62,6 +62,12 @@ def _mask(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=gen) < p
 
 
+def _chosen(n: int, p: float, gen: torch.Generator, eligible: torch.Tensor | None) -> torch.Tensor:
+    """A share p of the crops, among the eligible ones (all when eligible is None)."""
+    chosen = _mask(n, p, gen)
+    return chosen if eligible is None else chosen & eligible
+
+
 def targeted_crops(sources: Sequence[str], cfg: AugmentConfig) -> torch.Tensor | None:
     """Bool mask of the crops whose source is in ``cfg.targeted_sources`` (None when every crop is targeted)."""
     if not cfg.targeted_sources:
@@ -168,9 +174,7 @@ def specular_glints(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
     the model has to learn to look past them (subjects with glasses under IR are the hardest slice of MRL).
     """
     n, _, h, w = x.shape
-    chosen = _mask(n, cfg.glint_p, gen)
-    if eligible is not None:
-        chosen &= eligible
+    chosen = _chosen(n, cfg.glint_p, gen, eligible)
     if not chosen.any():
         return x
     m = int(chosen.sum())
@@ -202,9 +206,7 @@ def spectacle_frames(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
     n, _, h, w = x.shape
     if cfg.frame_p <= 0:
         return x
-    chosen = _mask(n, cfg.frame_p, gen)
-    if eligible is not None:
-        chosen &= eligible
+    chosen = _chosen(n, cfg.frame_p, gen, eligible)
     if not chosen.any():
         return x
     m = int(chosen.sum())
