@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from eyesdk.metrics import sigmoid
 
     data = prepare_data(DATA, ROOT / "folds" / "shared-data-5fold.json", progress=False)
-    paths = np.array([str(s.path) for s in data.samples])
+    paths = np.array([str(s.path) for s in data.subset(np.ones(len(data.y), bool))])
     rows = []
     if args.oof:
         oof = np.load(args.oof)

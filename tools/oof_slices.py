@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     oof = np.load((argv or sys.argv[1:])[0])
     t = float(oof["temperature"])
     data = prepare_data(DATA, ROOT / "folds" / "shared-data-5fold.json", progress=False)
-    by_path = {str(s.path): s for s in data.subset(np.ones(len(data.y), bool))}
-    samples = [by_path[str(p)] for p in oof["paths"]]
+    by_path = {str(Path(s.path).resolve()): s for s in data.subset(np.ones(len(data.y), bool))}
+    samples = [by_path[str(Path(str(p)).resolve())] for p in oof["paths"]]
     logits, y = oof["logits"], oof["y"]
     report = report_logits(logits, y, samples, t)
     print(f"pooled out-of-fold, T = {t:.3f}, {len(y)} crops\n")

@@ -46,21 +46,21 @@ def main(argv: list[str] | None = None) -> int:
         es = eyesdk.EyeState(b, backend=args.backend, precision="fp32")
         size = es.bundle.contract.size
         x = np.zeros((1, 1, size, size), np.float32)
-        contestants[f"{Path(b).name} predict ({es.backend})"] = (lambda e: lambda: e.predict(crop))(es)
-        contestants[f"{Path(b).name} bare run"] = (lambda e, xx: lambda: e._run(xx))(es, x)
+        contestants[f"{b} predict ({es.backend})"] = (lambda e: lambda: e.predict(crop))(es)
+        contestants[f"{b} bare run"] = (lambda e, xx: lambda: e._run(xx))(es, x)
     samples = interleaved_us(contestants, calls=args.calls, rounds=20, warmup=200)
     p50 = {k: float(np.median(v)) for k, v in samples.items()}
     peer_us = p50.get("peer bare session.run")
     print(f"crop {where} {crop.shape}; p50 µs, interleaved, {args.calls} calls each")
     for k, v in p50.items():
-        print(f"  {k:<44} {v:8.1f}" + (f"  {v / peer_us:5.2f}x peer" if peer_us else ""))
+        print(f"  {k:<62} {v:8.1f}" + (f"  {v / peer_us:5.2f}x peer" if peer_us else ""))
     stack = np.random.default_rng(0).integers(0, 256, (256, 90, 90), dtype=np.uint8)
     for t in (int(v) for v in args.threads.split(",")):
         for b in args.bundles:
             es = eyesdk.EyeState(b, backend=args.batch_backend, precision="fp32", threads=t)
             es.predict_batch(stack)
             best = min(_timed(lambda e=es: e.predict_batch(stack)) for _ in range(7))
-            print(f"  {Path(b).name} predict_batch 256 ({es.backend}, {t} thread(s)): {256 / best:,.0f} crops/s")
+            print(f"  {b} predict_batch 256 ({es.backend}, {t} thread(s)): {256 / best:,.0f} crops/s")
     return 0
 
 
