@@ -156,8 +156,10 @@ def _prepare(kw: dict[str, Any], show: bool = True):
 
     from .pipeline import prepare_data
 
-    return prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
+    data = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
                         PreprocessContract(size=kw["size"]), progress=show and not kw["quiet"])
+    data.summary["folds_file"] = str(kw["folds_file"])  # checkpoints and manifests say which split the folds are
+    return data
 
 
 def _job(kw: dict[str, Any]):

@@ -41,6 +41,7 @@ def test_train_then_evaluate(tree: Path, tmp_path: Path) -> None:
 
     summary = torch.load(out / "best.pt", weights_only=True)["data_summary"]  # the manifest's `training` section
     assert summary["train_folds"] == [2, 3] and (summary["val_fold"], summary["test_fold"]) == (0, 1)
+    assert summary["folds_file"] == str(tmp_path / "folds.json")
     assert summary["mrl_subjects"] == {"train": [], "val": [], "test": []}  # class folders: no MRL subjects
 
     result = runner.invoke(main, ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(tree),
