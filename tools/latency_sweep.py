@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates[item] = (spec, int(size))
     if args.only:
         wanted = [n.strip() for n in args.only.split(",")]
-        candidates = {n: candidates[n] for n in wanted}
+        candidates = {n: candidates[n] for n in wanted + list(args.spec)}
     rng = np.random.default_rng(0)
     b1: dict[str, object] = {}
     b256: dict[str, object] = {}
