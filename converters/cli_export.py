@@ -147,6 +147,8 @@ def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **k
         raise click.UsageError(f"the data was prepared with contract {data.contract.to_dict()} but the checkpoint "
                                f"was trained with {contract.to_dict()}")
     summary = ckpt.get("data_summary") or {}
+    # the manifest says which split its fold numbers refer to (benchmarks pick the subjects it never saw by them)
+    ckpt["data_summary"] = {**summary, "folds_file": summary.get("folds_file", str(kw["folds_file"]))}
     val_fold = kw["val_fold"] if kw["val_fold"] is not None else int(summary.get("val_fold", 0))
     test_fold = summary.get("test_fold")
     x_val, y_val, x_calib = split_for_export(data, val_fold, test_fold, kw["calib_count"])
