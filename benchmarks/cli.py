@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "peer-latency": "eyesdk.benchmarks.peer_latency:command",
     "breakdown": "eyesdk.benchmarks.breakdown:command",
     "soak": "eyesdk.benchmarks.soak:command",
+    "stream": "eyesdk.benchmarks.stream.cli:stream",
 }
 
 

@@ -29,6 +29,8 @@ _LAZY = {
     "EyeState": ("eyesdk.api", "EyeState"),
     "EyePrediction": ("eyesdk.api", "EyePrediction"),
     "available_backends": ("eyesdk.backends", "available_backends"),
+    **{n: ("eyesdk.stream", n) for n in ("EyeStream", "StreamUpdate", "EyeObservation", "EyeEvent", "Alarm",
+                                        "StreamConfig")},
 }
 
 if TYPE_CHECKING:

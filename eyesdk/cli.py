@@ -176,5 +176,12 @@ def tune(model: Path | None, threads: int, as_json: bool) -> None:
     click.echo(f"chosen: {result.backend} {result.precision}; cached in {result.path}")
 
 
+# Stream layer commands (their own modules): `eyesdk watch`, `eyesdk models fetch-locator`.
+from .locators.cli import models as _models  # noqa: E402
+from .stream.cli import watch as _watch  # noqa: E402
+
+main.add_command(_watch)
+main.add_command(_models)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

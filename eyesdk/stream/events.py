@@ -1,0 +1,193 @@
+"""The closure state machine: per-frame fused eye states in, completed events and in-progress alarms out.
+
+Visible on purpose: one enum of phases, one frozen state value, one transition function ``step`` and one config.
+
+    OPEN ──closed──▶ CLOSED ──open──▶ REOPENING ──open for min_reopen──▶ OPEN   (event: start .. reopening)
+      ▲                 ▲  ◀──closed── (bridged: a flicker open inside a closure does not split it)
+      │                 └─ unknown for <= max_unknown: bridged
+    UNKNOWN ◀── unknown for > max_unknown, or a gap between updates > max_gap: the closure is dropped, no event
+
+A closure is only confirmed (reported, alarmed, counted in PERCLOS) once the fused score went at least
+``confirm_depth`` towards the person's closed level: measured on real crops, frames that cross the middle by noise
+stay shallow, real closures sit at the closed level. Time is only ever read from the timestamps handed in (cameras
+drop frames; files have variable frame rates). A closure's kind is chosen once, from its total duration, when it
+ends; while it lasts, alarms escalate from microsleep (>= 1 s) to sleep (>= 3 s) so a warning comes at 1 s, not
+when the eyes reopen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from .errors import StreamConfigError, check_range
+from .values import BLINK, CLOSED, LONG_BLINK, MICROSLEEP, OPEN, SLEEP, UNKNOWN, EyeEvent
+
+
+class Phase(Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    REOPENING = "reopening"  # open seen inside a closure, not yet for min_reopen
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class EventConfig:
+    """Thresholds of the state machine, in seconds.
+
+    Closures shorter than min_closure are dropped as noise; open runs shorter than min_reopen inside a closure are
+    bridged (a slow blink is one blink, not two); unseen eyes (no usable crop) for longer than max_unknown inside a
+    closure, or a gap between updates longer than max_gap, end the closure as unknown: no event is invented.
+    """
+
+    long_blink_from: float = 0.5
+    microsleep_from: float = 1.0
+    sleep_from: float = 3.0
+    min_closure: float = 0.05
+    min_reopen: float = 0.05
+    max_unknown: float = 0.3
+    max_gap: float = 0.5
+    confirm_depth: float = 0.85  # a closure counts once the fused score reached -confirm_depth (person units)
+    solid_depth: float = 0.0  # ... and while its time-weighted mean score is at most -solid_depth (0: not checked)
+
+    def __post_init__(self) -> None:
+        for name in ("long_blink_from", "microsleep_from", "sleep_from", "max_gap"):
+            check_range("EventConfig", name, getattr(self, name), 0.0, lo_open=True)
+        for name in ("min_closure", "min_reopen", "max_unknown"):
+            check_range("EventConfig", name, getattr(self, name), 0.0)
+        check_range("EventConfig", "confirm_depth", self.confirm_depth, -2.0, 2.0)
+        check_range("EventConfig", "solid_depth", self.solid_depth, 0.0, 2.0)
+        if not self.long_blink_from < self.microsleep_from < self.sleep_from:
+            raise StreamConfigError(
+                f"EventConfig thresholds must increase: long_blink_from {self.long_blink_from} < microsleep_from "
+                f"{self.microsleep_from} < sleep_from {self.sleep_from}"
+            )
+
+    def kind_of(self, duration: float) -> str:
+        """blink (< long_blink_from), long_blink (< microsleep_from), microsleep (< sleep_from), else sleep."""
+        if duration < self.long_blink_from:
+            return BLINK
+        if duration < self.microsleep_from:
+            return LONG_BLINK
+        if duration < self.sleep_from:
+            return MICROSLEEP
+        return SLEEP
+
+    def alarm_of(self, closed_for: float) -> str | None:
+        """The alarm an ongoing closure of this length raises: None, microsleep or sleep."""
+        if closed_for >= self.sleep_from:
+            return SLEEP
+        if closed_for >= self.microsleep_from:
+            return MICROSLEEP
+        return None
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """Everything the machine remembers. start: the closure's first closed frame; reopened_at: the first open frame
+    of a reopening; seen_at: the last frame with a usable eye; alarm: the highest alarm this closure raised."""
+
+    phase: Phase = Phase.UNKNOWN
+    last_t: float | None = None
+    seen_at: float | None = None
+    start: float | None = None
+    reopened_at: float | None = None
+    clipped_start: bool = False
+    alarm: str | None = None
+    deepest: float = 0.0  # lowest fused score seen in this closure
+    score_sum: float = 0.0  # time-weighted sum of the closure's fused scores (seconds x score)
+    score_time: float = 0.0
+
+    def confirmed(self, config: EventConfig) -> bool:
+        if self.deepest > -config.confirm_depth:
+            return False
+        if config.solid_depth > 0.0 and self.score_time > 0.0:
+            return self.score_sum / self.score_time <= -config.solid_depth
+        return True
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transition's result: the new state, the event completed by it (if any) and the ongoing alarm."""
+
+    state: MachineState
+    event: EyeEvent | None = None
+    alarm: str | None = None
+    alarm_new: bool = False
+
+
+def _dropped(state: MachineState, t: float) -> MachineState:
+    """The closure (if any) ends as unknown: nothing is reported for it."""
+    return MachineState(Phase.UNKNOWN, last_t=t, seen_at=state.seen_at)
+
+
+def _event(state: MachineState, end: float, config: EventConfig, clipped: bool = False) -> EyeEvent | None:
+    duration = end - state.start
+    if duration < config.min_closure or not state.confirmed(config):
+        return None
+    return EyeEvent(config.kind_of(duration), state.start, end, clipped=clipped or state.clipped_start)
+
+
+def _with_alarm(state: MachineState, config: EventConfig, event: EyeEvent | None = None) -> Step:
+    """Attach the ongoing alarm of a closure in progress (escalation makes it new)."""
+    if state.phase not in (Phase.CLOSED, Phase.REOPENING) or not state.confirmed(config):
+        return Step(state, event)
+    until = state.reopened_at if state.phase is Phase.REOPENING else state.last_t
+    alarm = config.alarm_of(until - state.start)
+    if alarm is None:
+        return Step(state, event)
+    new = alarm != state.alarm
+    return Step(replace(state, alarm=alarm) if new else state, event, alarm, new)
+
+
+def step(state: MachineState, observed: str, t: float, config: EventConfig, score: float | None = None) -> Step:
+    """Advance the machine by one frame: ``observed`` is the fused state ("open", "closed", "unknown") at time t,
+    ``score`` the fused score behind it (person units; None counts as deep enough, for state-only callers).
+
+    The caller guarantees t is finite and strictly increasing (EyeStream checks it).
+    """
+    depth = -math.inf if score is None else score
+    if state.last_t is not None and t - state.last_t > config.max_gap:
+        state = _dropped(state, state.last_t)  # a hole in the stream: whatever was going on is unknown
+    seen = observed != UNKNOWN
+    seen_at = t if seen else state.seen_at
+    phase = state.phase
+
+    if phase in (Phase.OPEN, Phase.UNKNOWN):
+        if observed == CLOSED:
+            clipped = phase is Phase.UNKNOWN  # the closure may have begun while the eyes were not seen
+            return _with_alarm(MachineState(Phase.CLOSED, t, seen_at, start=t, clipped_start=clipped,
+                                            deepest=depth), config)
+        return Step(MachineState(Phase.OPEN if observed == OPEN else Phase.UNKNOWN, t, seen_at))
+
+    # In a closure (CLOSED or REOPENING): this frame's score counts for the time since the previous frame.
+    if score is not None:
+        dt = min(t - state.last_t, config.max_gap)
+        state = replace(state, score_sum=state.score_sum + dt * score, score_time=state.score_time + dt)
+    if not seen:
+        if state.seen_at is None or t - state.seen_at > config.max_unknown:
+            return Step(_dropped(state, t))
+        return _with_alarm(replace(state, last_t=t), config)  # bridged: a few unusable frames
+    if observed == CLOSED:
+        return _with_alarm(replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
+                                   deepest=min(state.deepest, depth)), config)
+    # observed open
+    if phase is Phase.CLOSED:
+        reopening = replace(state, phase=Phase.REOPENING, last_t=t, seen_at=t, reopened_at=t)
+        if config.min_reopen > 0.0:
+            return _with_alarm(reopening, config)
+        state = reopening
+    if t - state.reopened_at >= config.min_reopen:
+        event = _event(state, state.reopened_at, config)
+        return Step(MachineState(Phase.OPEN, t, t), event)
+    return _with_alarm(replace(state, last_t=t, seen_at=t), config)
+
+
+def finish(state: MachineState, config: EventConfig) -> EyeEvent | None:
+    """Complete the closure in progress at the end of a stream (``EyeStream.close``)."""
+    if state.phase is Phase.REOPENING:
+        return _event(state, state.reopened_at, config)
+    if state.phase is Phase.CLOSED:
+        return _event(state, state.last_t, config, clipped=True)
+    return None
