@@ -245,7 +245,12 @@ def train_cmd(out: str, val_fold: int, test_fold: int | None, resume: bool, **kw
 @main.command("cv")
 @train_options
 @click.option("--out", type=click.Path(), default="runs/cv", show_default=True)
-def cv_cmd(out: str, **kw: Any) -> None:
+@click.option("--val-offset", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Fold i is tested and fold i + OFFSET (mod k) validates; a second teacher CV uses 2.")
+@click.option("--fold-teacher", "fold_teachers", multiple=True, metavar="TEMPLATE",
+              help="Per-fold teacher checkpoint, {test} = the fold being tested, e.g. runs/teach/fold{test}/best.pt "
+                   "(a teacher CV's model for the same test fold, so it never saw it); repeat for an ensemble.")
+def cv_cmd(out: str, val_offset: int, fold_teachers: tuple[str, ...], **kw: Any) -> None:
     """Subject-disjoint k-fold: fold i is the test set, fold i+1 the validation set; mean ± std over folds.
 
     Runs unchanged under torchrun, like `train` (every fold is trained by all ranks; rank 0 reports).
@@ -257,11 +262,15 @@ def cv_cmd(out: str, **kw: Any) -> None:
         with dist.main_first():
             data = _prepare(kw, dist.is_main)
         k = int(data.folds.max()) + 1
+        if val_offset % k == 0:
+            raise click.BadParameter(f"--val-offset {val_offset} makes the validation fold the test fold (k = {k})")
         per_fold = []
         for i in range(k):
+            val = (i + val_offset) % k
             if dist.is_main:
-                click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {(i + 1) % k})")
-            rep = _train_one(data, Path(out) / f"fold{i}", _config(**kw), (i + 1) % k, i, kw["quiet"], dist=dist)
+                click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {val})")
+            cfg = _fold_config(_config(**kw), fold_teachers, i)
+            rep = _train_one(data, Path(out) / f"fold{i}", cfg, val, i, kw["quiet"], dist=dist)
             per_fold.append(rep.get("test"))
         if dist.is_main:
             summary = summarize_folds(per_fold)
@@ -270,6 +279,19 @@ def cv_cmd(out: str, **kw: Any) -> None:
             write_oof(Path(out) / "oof.npz", oof, oof_summary["pooled_temperature"])
             write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary, "oof": oof_summary})
             click.echo("\n" + format_cv(summary) + "\n" + format_oof(oof_summary))
+
+
+def _fold_config(cfg: Any, templates: tuple[str, ...], test_fold: int) -> Any:
+    """The config of one fold: its own teachers when --fold-teacher templates are given."""
+    if not templates:
+        return cfg
+    import dataclasses
+
+    paths = [t.replace("{test}", str(test_fold)) for t in templates]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise click.BadParameter(f"fold {test_fold}: teacher checkpoint(s) not found: {', '.join(missing)}")
+    return dataclasses.replace(cfg, teacher=paths)
 
 
 def summarize_folds(reports: list[dict[str, Any]]) -> dict[str, Any]:

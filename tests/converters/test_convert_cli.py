@@ -207,3 +207,36 @@ def test_temperature_option_reads_a_number_or_a_cv_json(tmp_path: Path) -> None:
         _temperature(None, None, "0")
     with pytest.raises(click.BadParameter, match="neither a number nor a readable cv.json"):
         _temperature(None, None, str(tmp_path / "missing.json"))
+
+
+def test_cv_val_offset_and_per_fold_teachers(tree: Path, tmp_path: Path, monkeypatch) -> None:
+    """--fold-teacher gives fold i the teachers of a teacher CV's fold i (never trained on fold i's subjects)."""
+    from types import SimpleNamespace
+
+    from eyesdk.converters import cli, crossval, pipeline
+
+    for i in range(4):
+        (tmp_path / f"t{i}.pt").write_bytes(b"")
+    seen = []
+    monkeypatch.setattr(cli, "_prepare", lambda kw, show=True: SimpleNamespace(folds=np.array([0, 1, 2, 3])))
+    monkeypatch.setattr(cli, "_train_one", lambda data, out, cfg, val, test, *a, **k:
+                        seen.append((test, val, cfg.teacher)) or {"test": {}})
+    monkeypatch.setattr(cli, "summarize_folds", lambda reports: {})
+    monkeypatch.setattr(cli, "format_cv", lambda summary: "")
+    monkeypatch.setattr(pipeline, "write_json", lambda *a: None)
+    fake = {"logits": 0, "y": 0, "subjects": 0, "sources": 0, "folds": 0, "pooled_temperature": 1.0}
+    for name in ("collect_oof", "summarize_oof", "write_oof"):
+        monkeypatch.setattr(crossval, name, lambda *a, **k: fake)
+    monkeypatch.setattr(crossval, "format_oof", lambda summary: "")
+    template = str(tmp_path / "t{test}.pt")
+    result = CliRunner().invoke(main, ["cv", "--data", str(tree), "--out", str(tmp_path / "cv"), "--val-offset", "2",
+                                       "--fold-teacher", template])
+    assert result.exit_code == 0, result.output
+    assert seen == [(i, (i + 2) % 4, [str(tmp_path / f"t{i}.pt")]) for i in range(4)]
+    (tmp_path / "t2.pt").unlink()
+    seen.clear()
+    result = CliRunner().invoke(main, ["cv", "--data", str(tree), "--out", str(tmp_path / "cv"), "--fold-teacher",
+                                       template])
+    assert result.exit_code == 2 and "fold 2: teacher checkpoint(s) not found" in result.output
+    result = CliRunner().invoke(main, ["cv", "--data", str(tree), "--out", str(tmp_path / "cv"), "--val-offset", "4"])
+    assert result.exit_code == 2 and "makes the validation fold the test fold" in result.output
