@@ -158,6 +158,7 @@ def build_bundle(
     probe_count: int = 64,
     export_options: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     echo: Echo | None = None,
+    temperature: float | None = None,
 ) -> Path:
     """Export every format x precision, validate and gate each, and write the passing ones as one bundle.
 
@@ -166,7 +167,14 @@ def build_bundle(
     (required when int8 is requested). Artifacts that fail a gate are left out and reported (progress output and
     the manifest's ``rejected`` list); if none passes, :class:`NoArtifactPassedError` is raised and any previous
     bundle at ``out_dir`` stays as it was. Returns the bundle directory.
+
+    ``temperature`` is the calibration to ship when it was measured elsewhere - the pooled out-of-fold temperature of
+    the recipe's cross-validation (``eyesdk-convert cv``), which one unusual validation subject cannot skew; each
+    artifact then gets it times its own drift (its fitted T over the reference's on the validation crops). None fits
+    it on the validation crops.
     """
+    if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     echo = echo or _default_echo
     gates = gates or Gates()
     fmts = _select(formats, list(FORMATS), "formats")
@@ -174,7 +182,7 @@ def build_bundle(
     model, ckpt = _load_source(source)
     contract = checkpoint_contract(ckpt)
     x_val, y_val, calib = _checked_inputs(x_val, y_val, x_calib, contract.size, "int8" in precs)
-    ref = _reference(model, x_val, y_val, make_probe(contract, probe_count), threshold)
+    ref = _reference(model, x_val, y_val, make_probe(contract, probe_count), threshold, temperature)
     echo(f"reference (PyTorch fp32): {len(y_val)} validation crops, accuracy {100 * ref.accuracy:.2f}%, "
          f"F1 {100 * ref.f1:.2f}%, T {ref.temperature:.3f}"
          + (f"; {len(calib)} calibration crops" if calib is not None else ""))
@@ -204,7 +212,9 @@ class _Reference:
     logits: np.ndarray
     probe: np.ndarray
     probe_logits: np.ndarray
-    temperature: float
+    temperature: float  # shipped: given (pooled out-of-fold) or fitted on the validation crops
+    fitted: float  # fitted on the validation crops
+    source: str  # where `temperature` came from
     accuracy: float
     f1: float
     positives: int  # open crops among the validation crops
@@ -227,12 +237,14 @@ def _checked_inputs(x_val: np.ndarray, y_val: np.ndarray, x_calib: np.ndarray | 
 
 
 def _reference(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray, probe: np.ndarray,
-               threshold: float) -> _Reference:
+               threshold: float, temperature: float | None = None) -> _Reference:
     logits = torch_logits(model, x_val)
-    temperature = fit_temperature(logits, y_val)
-    decisions = predict_open(logits, temperature, threshold)
-    return _Reference(logits, probe, torch_logits(model, probe), temperature, float(np.mean(decisions == y_val)),
-                      f1_score(y_val, decisions), int(y_val.sum()))
+    fitted = fit_temperature(logits, y_val)
+    shipped = fitted if temperature is None else float(temperature)
+    decisions = predict_open(logits, shipped, threshold)
+    return _Reference(logits, probe, torch_logits(model, probe), shipped, fitted,
+                      "validation fold" if temperature is None else "given (pooled out-of-fold)",
+                      float(np.mean(decisions == y_val)), f1_score(y_val, decisions), int(y_val.sum()))
 
 
 def _export_and_judge(model: nn.Module, fmt: str, precision: str, stage: Path, calib: CalibrationSet | None,
@@ -243,7 +255,8 @@ def _export_and_judge(model: nn.Module, fmt: str, precision: str, stage: Path, c
     files = exporters.export_artifact(model, fmt, precision, stage, calib, contract=contract, threshold=threshold,
                                       **options)
     result = validate_artifact(fmt, precision, files, x_val, y_val, ref.logits, ref.probe, ref.probe_logits,
-                               t_reference=ref.temperature, gates=gates, threshold=threshold)
+                               t_reference=ref.temperature, temperature_scale=ref.temperature / ref.fitted,
+                               gates=gates, threshold=threshold)
     echo(result.summary())
     if not result.passed:
         for path in files:
@@ -268,6 +281,7 @@ def _manifest(stage: Path, name: str, model: nn.Module, ckpt: Mapping[str, Any],
         "training": _training_section(ckpt),
         "validation": {"count": int(len(ref.logits)), "positives": ref.positives,
                        "reference_accuracy": ref.accuracy, "reference_temperature": float(ref.temperature),
+                       "temperature_source": ref.source, "validation_temperature": float(ref.fitted),
                        "gates": gates.to_dict(), "calibration_count": len(calib) if calib is not None else 0},
         "artifacts": [r.manifest_entry(stage, exporters.artifact_batch(r.format)) for r in accepted],
         "rejected": [{"format": r.format, "precision": r.precision, "reasons": list(r.reasons)} for r in rejected],

@@ -78,6 +78,18 @@ def _layer_widths(_ctx: click.Context, _param: click.Parameter, value: str) -> t
     return widths
 
 
+def _layer_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A layer spec checked by the model's own parser; empty means the classic --widths / --extra."""
+    if not value:
+        return None
+    from .model import format_layers, parse_layers
+
+    try:
+        return format_layers(parse_layers(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def train_options(fn):
     """Options shared by `train` and `cv`: data, split and training hyper-parameters (defaults: TrainConfig)."""
     options = [
@@ -92,10 +104,12 @@ def train_options(fn):
         _config_option("--margin", "arc_margin", field="arc_margin", type=float, help="ArcFace angular margin (rad)."),
         _config_option("--scale", "arc_scale", field="arc_scale", type=float, help="ArcFace scale s."),
         _config_option("--widths", field="widths", type=str, callback=_layer_widths,
-                       help="Conv widths (first at stride 1)."),
+                       help="Classic EyeNet conv widths (first at stride 1); when given they replace --layers."),
         click.option("--size", default=SHIPPED_SIZE, show_default=True, help="Model input side (contract size)."),
         _config_option("--extra", field="extra", type=str, callback=_layer_widths,
                        help="Extra stride-1 conv widths after the last stage (teachers)."),
+        _config_option("--layers", field="layers", type=str, callback=_layer_spec,
+                       help="The network as a layer spec, e.g. 'c16/2 c32/2 c64/2' (converters/model.py)."),
         _config_option("--epochs", field="epochs", type=int),
         _config_option("--samples-per-epoch", field="samples_per_epoch", type=int),
         _config_option("--batch-size", field="batch_size", type=int,
@@ -107,8 +121,8 @@ def train_options(fn):
         _config_option("--ema-decay", field="ema_decay", type=float, help="Decay of the weights' moving average."),
         _config_option("--patience", field="patience", type=int, help="Epochs without gain before stopping."),
         _config_option("--threads", field="threads", type=int, help="torch CPU threads per process."),
-        click.option("--teacher", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Checkpoint of a larger model to distil from (BCE head only)."),
+        click.option("--teacher", type=click.Path(exists=True, dir_okay=False), multiple=True,
+                     help="Checkpoint to distil from (BCE head only); repeat it for a mean-logit teacher ensemble."),
         _config_option("--distill-alpha", field="distill_alpha", type=float, help="Weight of the hard-label loss."),
         click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
                      help="Cache of decoded crops (an .npz per dataset state)."),
@@ -126,13 +140,15 @@ def train_options(fn):
 #: Options of `train_options` that are TrainConfig fields (same name): passed to it as given.
 _CONFIG_KEYS = ("head", "widths", "extra", "epochs", "samples_per_epoch", "batch_size", "lr", "weight_decay",
                 "warmup_epochs", "dropout", "ema_decay", "patience", "seed", "threads", "arc_margin", "arc_scale",
-                "teacher", "distill_alpha")
+                "teacher", "distill_alpha", "layers")
 
 
 def _config(**kw: Any):
     from .train import TrainConfig
 
-    return TrainConfig(**{key: kw[key] for key in _CONFIG_KEYS})
+    given = {key: kw[key] for key in _CONFIG_KEYS}
+    given["teacher"] = list(given["teacher"]) or None  # repeated --teacher: an ensemble
+    return TrainConfig(**given)
 
 
 def _prepare(kw: dict[str, Any], show: bool = True):
@@ -140,8 +156,10 @@ def _prepare(kw: dict[str, Any], show: bool = True):
 
     from .pipeline import prepare_data
 
-    return prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
+    data = prepare_data(kw["data"], kw["folds_file"], kw["k"], kw["seed"], kw["cache"],
                         PreprocessContract(size=kw["size"]), progress=show and not kw["quiet"])
+    data.summary["folds_file"] = str(kw["folds_file"])  # checkpoints and manifests say which split the folds are
+    return data
 
 
 def _job(kw: dict[str, Any]):
@@ -160,6 +178,11 @@ def _fold_masks(folds: np.ndarray, val_fold: int, test_fold: int | None) -> tupl
     return ~(val | test), val, test
 
 
+def _mrl_subjects(data, mask: np.ndarray) -> list[str]:
+    """The MRL subjects among the masked crops: what a benchmark needs to pick subjects a model never saw."""
+    return sorted({s.subject for s in data.subset(mask) if s.source == "mrl"})
+
+
 def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet: bool,
                resume: bool = True, dist=None) -> dict[str, Any]:
     """Train on every fold but val_fold (and test_fold), then report on both; under torchrun every rank trains and
@@ -173,10 +196,14 @@ def _train_one(data, out: Path, cfg, val_fold: int, test_fold: int | None, quiet
 
     train_mask, val_mask, test_mask = _fold_masks(data.folds, val_fold, test_fold)
     meta = {"data_summary": {**data.summary, "train": int(train_mask.sum()), "val": int(val_mask.sum()),
-                             "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold}}
+                             "test": int(test_mask.sum()), "val_fold": val_fold, "test_fold": test_fold,
+                             "train_folds": sorted({int(f) for f in data.folds[train_mask]}),
+                             "mrl_subjects": {role: _mrl_subjects(data, mask) for role, mask in
+                                              (("train", train_mask), ("val", val_mask), ("test", test_mask))}}}
+    attrs = [s.attrs for s in data.subset(train_mask)] if cfg.cell_weights else None  # only cells read them
     result = train(data.x[train_mask], data.y[train_mask], data.sources(train_mask),
                    data.standardized(val_mask), data.y[val_mask], cfg, out, contract=data.contract, resume=resume,
-                   progress=not quiet, extra_meta=meta, dist=dist)
+                   progress=not quiet, extra_meta=meta, dist=dist, attrs=attrs)
     if not dist.is_main:
         return {}
     reports = {"best_epoch": result.best_epoch + 1, "temperature": result.temperature, "history": result.history}
@@ -218,27 +245,53 @@ def train_cmd(out: str, val_fold: int, test_fold: int | None, resume: bool, **kw
 @main.command("cv")
 @train_options
 @click.option("--out", type=click.Path(), default="runs/cv", show_default=True)
-def cv_cmd(out: str, **kw: Any) -> None:
+@click.option("--val-offset", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Fold i is tested and fold i + OFFSET (mod k) validates; a second teacher CV uses 2.")
+@click.option("--fold-teacher", "fold_teachers", multiple=True, metavar="TEMPLATE",
+              help="Per-fold teacher checkpoint, {test} = the fold being tested, e.g. runs/teach/fold{test}/best.pt "
+                   "(a teacher CV's model for the same test fold, so it never saw it); repeat for an ensemble.")
+def cv_cmd(out: str, val_offset: int, fold_teachers: tuple[str, ...], **kw: Any) -> None:
     """Subject-disjoint k-fold: fold i is the test set, fold i+1 the validation set; mean ± std over folds.
 
     Runs unchanged under torchrun, like `train` (every fold is trained by all ranks; rank 0 reports).
     """
+    from .crossval import collect_oof, format_oof, summarize_oof, write_oof
     from .pipeline import write_json
 
     with _job(kw) as dist:
         with dist.main_first():
             data = _prepare(kw, dist.is_main)
         k = int(data.folds.max()) + 1
+        if val_offset % k == 0:
+            raise click.BadParameter(f"--val-offset {val_offset} makes the validation fold the test fold (k = {k})")
         per_fold = []
         for i in range(k):
+            val = (i + val_offset) % k
             if dist.is_main:
-                click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {(i + 1) % k})")
-            rep = _train_one(data, Path(out) / f"fold{i}", _config(**kw), (i + 1) % k, i, kw["quiet"], dist=dist)
+                click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {val})")
+            cfg = _fold_config(_config(**kw), fold_teachers, i)
+            rep = _train_one(data, Path(out) / f"fold{i}", cfg, val, i, kw["quiet"], dist=dist)
             per_fold.append(rep.get("test"))
         if dist.is_main:
             summary = summarize_folds(per_fold)
-            write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary})
-            click.echo("\n" + format_cv(summary))
+            oof = collect_oof(data, out, range(k))
+            oof_summary = summarize_oof(oof["logits"], oof["y"], oof["subjects"], oof["sources"], oof["folds"])
+            write_oof(Path(out) / "oof.npz", oof, oof_summary["pooled_temperature"])
+            write_json(Path(out) / "cv.json", {"folds": per_fold, "summary": summary, "oof": oof_summary})
+            click.echo("\n" + format_cv(summary) + "\n" + format_oof(oof_summary))
+
+
+def _fold_config(cfg: Any, templates: tuple[str, ...], test_fold: int) -> Any:
+    """The config of one fold: its own teachers when --fold-teacher templates are given."""
+    if not templates:
+        return cfg
+    import dataclasses
+
+    paths = [t.replace("{test}", str(test_fold)) for t in templates]
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise click.BadParameter(f"fold {test_fold}: teacher checkpoint(s) not found: {', '.join(missing)}")
+    return dataclasses.replace(cfg, teacher=paths)
 
 
 def summarize_folds(reports: list[dict[str, Any]]) -> dict[str, Any]:

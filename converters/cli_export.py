@@ -51,6 +51,24 @@ def _gates(_ctx: Any, _param: Any, values: tuple[str, ...]) -> Any:
         raise click.BadParameter(str(exc)) from exc
 
 
+def _temperature(_ctx: Any, _param: Any, value: str | None) -> float | None:
+    """``--temperature``: a positive number, or a cv.json holding the pooled out-of-fold temperature."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        from .crossval import read_pooled_temperature
+
+        try:
+            return read_pooled_temperature(value)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(f"{value!r} is neither a number nor a readable cv.json ({exc})") from None
+    if not number > 0:
+        raise click.BadParameter(f"temperature must be > 0, got {value}")
+    return number
+
+
 def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `export` and `build`: data, split, output, formats and gates."""
     options = [
@@ -79,6 +97,9 @@ def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Synthetic probe inputs shipped for device parity checks (4 KiB each at 32 px)."),
         click.option("--cache", type=click.Path(), default=str(DEFAULT_CACHE), show_default=True,
                      help="Cache of decoded crops."),
+        click.option("--temperature", "temperature", default=None, metavar="T|CV_JSON", callback=_temperature,
+                     help="Ship this calibration: a number, or the cv.json of `eyesdk-convert cv` (its pooled "
+                          "out-of-fold temperature). Default: fitted on the validation fold."),
         click.option("--quiet", is_flag=True, help="No progress bars while decoding."),
     ]
     for option in reversed(options):
@@ -126,6 +147,8 @@ def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **k
         raise click.UsageError(f"the data was prepared with contract {data.contract.to_dict()} but the checkpoint "
                                f"was trained with {contract.to_dict()}")
     summary = ckpt.get("data_summary") or {}
+    # the manifest says which split its fold numbers refer to (benchmarks pick the subjects it never saw by them)
+    ckpt["data_summary"] = {**summary, "folds_file": summary.get("folds_file", str(kw["folds_file"]))}
     val_fold = kw["val_fold"] if kw["val_fold"] is not None else int(summary.get("val_fold", 0))
     test_fold = summary.get("test_fold")
     x_val, y_val, x_calib = split_for_export(data, val_fold, test_fold, kw["calib_count"])
@@ -134,7 +157,7 @@ def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **k
     try:
         return build_bundle((model, ckpt), x_val, y_val, x_calib, kw["out"], formats=kw["formats"],
                             precisions=kw["precisions"], gates=kw["gates"], name=kw["name"],
-                            probe_count=kw["probe_count"], echo=click.echo)
+                            probe_count=kw["probe_count"], echo=click.echo, temperature=kw["temperature"])
     except NoArtifactPassedError as exc:
         raise click.ClickException(str(exc)) from exc
 

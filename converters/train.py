@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,13 @@ from eyesdk.metrics import balanced_accuracy, fit_temperature, log_loss, predict
 from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
 from eyesdk.progress import Progress
 
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, augment, targeted_crops
 from .checkpoint import read_checkpoint, save_checkpoint
 from .distributed import SINGLE, Distributed
 from .export import THRESHOLD
 from .flops import count_macs
 from .model import build_model, count_params
+from .sampling import sampling_weights
 
 _UNIT = torch.tensor(1.0 / 255.0, dtype=torch.float32)  # [0, 255] -> [0, 1], the augmentations' range
 MULTINOMIAL_LIMIT = 2**24  # categories torch.multinomial accepts
@@ -36,12 +37,13 @@ MULTINOMIAL_LIMIT = 2**24  # categories torch.multinomial accepts
 @dataclass
 class TrainConfig:
     head: str = "bce"
-    widths: Sequence[int] = (6, 12, 24, 48)
+    layers: str | None = "c16/2 c32/2 c64/2"  # the network as a layer spec (converters/model.py)
+    widths: Sequence[int] = ()  # classic EyeNet conv widths; when given they (and `extra`) replace `layers`
     extra: Sequence[int] = ()
     dropout: float = 0.1
     arc_scale: float = 16.0
     arc_margin: float = 0.2
-    epochs: int = 25
+    epochs: int = 30
     samples_per_epoch: int = 40_000
     batch_size: int = 256
     lr: float = 3e-3
@@ -52,7 +54,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     source_weights: dict[str, float] = field(default_factory=lambda: {"cew": 4.0})
-    teacher: str | None = None  # checkpoint of a larger model to distil from
+    cell_weights: dict[str, float] = field(default_factory=dict)  # attribute cells drawn more often (sampling.py)
+    teacher: str | list[str] | None = None  # checkpoint(s) to distil from; several = mean-logit ensemble (distill.py)
     distill_alpha: float = 0.5  # weight of the hard-label loss; 1 - alpha goes to matching the teacher
     distill_temperature: float = 2.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -73,11 +76,10 @@ class TrainResult:
     checkpoint: Path
 
 
-def sampling_weights(sources: Sequence[str], source_weights: dict[str, float]) -> np.ndarray:
-    """Per-sample draw weights: each source's share multiplied by its weight (small visible-light sets count more)."""
-    names, rows = np.unique(np.asarray(sources, dtype=str), return_inverse=True)  # one lookup per source name
-    w = np.array([source_weights.get(str(name), 1.0) for name in names], dtype=np.float64)[rows.reshape(-1)]
-    return w / w.sum()
+def model_of(cfg: TrainConfig) -> nn.Module:
+    """The untrained network a config describes (its layer spec, or the classic widths + extra)."""
+    layers = None if cfg.widths else cfg.layers
+    return build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin, layers)
 
 
 def positive_weight(y: np.ndarray, weights: np.ndarray) -> float:
@@ -148,13 +150,13 @@ def _gather(crops: Any, idx: torch.Tensor) -> torch.Tensor:
 
 
 def augmented_inputs(crops: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
-                     contract: PreprocessContract) -> torch.Tensor:
+                     contract: PreprocessContract, targeted: torch.Tensor | None = None) -> torch.Tensor:
     """Training inputs of a batch of resized crops in [0, 255] (B, 1, S, S): augmented, then standardized.
 
     The augmentations work in [0, 1], so the batch is scaled down for them and back up after; crops that are not
     augmented (validation, evaluation, export) are standardized as they are, exactly as the runtime does it.
     """
-    augmented = augment(crops * _UNIT, cfg, gen)
+    augmented = augment(crops * _UNIT, cfg, gen, targeted)
     return torch.from_numpy(standardize(augmented.numpy() * 255.0, contract.std_floor))
 
 
@@ -214,6 +216,7 @@ class _Run:
     scaler: torch.amp.GradScaler | None  # float16 loss scaling on older GPUs only
     generator: torch.Generator  # this rank's draws and augmentations
     draw: torch.Tensor  # per-sample draw weights
+    targeted: torch.Tensor | None  # crops that may get frames / glints (AugmentConfig.targeted_sources)
     steps_per_epoch: int
     rank_batch: int  # this rank's share of the global batch
     warmup: int
@@ -237,6 +240,7 @@ def train(
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
     dist: Distributed = SINGLE,
+    attrs: Sequence[Mapping[str, str]] | None = None,
 ) -> TrainResult:
     """Train on resized grey crops in [0, 255] (x_train, (N, S, S): `resize_grey`'s output, or a pack's uint8 crops,
     anything with `take`); validate on standardized crops (x_val: `preprocess_grey`'s output, sliceable).
@@ -251,7 +255,7 @@ def train(
     progress = progress and dist.is_main
     y_train = np.asarray(y_train, dtype=np.int64)
     y_val = np.asarray(y_val, dtype=np.int64)
-    run = _start_run(y_train, sources, cfg, dist)
+    run = _start_run(y_train, sources, cfg, dist, attrs)
     last = out_dir / "last.pt"
     if resume and last.exists():
         _resume(run, last, cfg, progress)
@@ -270,31 +274,32 @@ def train(
     return _finish(out_dir, x_val, y_val, cfg, run.history, meta, dist)
 
 
-def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig, dist: Distributed) -> _Run:
+def _start_run(y_train: np.ndarray, sources: Sequence[str], cfg: TrainConfig, dist: Distributed,
+               attrs: Sequence[Mapping[str, str]] | None = None) -> _Run:
     """Seed, build the model, its EMA copy, the optional teacher, the optimizer and the epoch geometry."""
     if cfg.batch_size % dist.world_size:
         raise ValueError(f"batch size {cfg.batch_size} does not split over {dist.world_size} processes; use a "
                          f"multiple of {dist.world_size} (--batch-size is the global batch)")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    weights = sampling_weights(sources, cfg.source_weights)
+    weights = sampling_weights(sources, cfg.source_weights, attrs, cfg.cell_weights, y_train)
     pos_weight = torch.tensor(positive_weight(y_train, weights), dtype=torch.float32, device=dist.device)
-    model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin).to(dist.device)
+    model = model_of(cfg).to(dist.device)
     if dist.world_size > 1:
         torch.manual_seed(dist.rank_seed(cfg.seed))  # every rank starts from the same weights, then its own dropout
     steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
     warmup = int(cfg.warmup_epochs * steps_per_epoch)
     teacher = None
     if cfg.teacher:
-        from .checkpoint import load_model
+        from .distill import load_teacher
 
-        teacher, _ = load_model(cfg.teacher)
-        teacher.to(dist.device).eval()
+        teacher = load_teacher(cfg.teacher).to(dist.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(dist.rank_seed(cfg.seed))
     return _Run(model, dist.wrap(_Objective(model, cfg, pos_weight)), ema_of(model, cfg.ema_decay, warmup), teacher,
                 optimizer, lr_schedule(optimizer, steps_per_epoch * cfg.epochs, warmup), dist.grad_scaler(), gen,
-                torch.from_numpy(weights), steps_per_epoch, cfg.batch_size // dist.world_size, warmup, dist)
+                torch.from_numpy(weights), targeted_crops(sources, cfg.augment), steps_per_epoch,
+                cfg.batch_size // dist.world_size, warmup, dist)
 
 
 def _resume(run: _Run, last: Path, cfg: TrainConfig, progress: bool) -> None:
@@ -346,7 +351,9 @@ def _train_epoch(run: _Run, epoch: int, x_train: Any, y_all: torch.Tensor, cfg: 
     with Progress(run.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress) as bar:
         for step in range(run.steps_per_epoch):
             batch_idx = idx[step * batch:(step + 1) * batch]
-            xb = augmented_inputs(_gather(x_train, batch_idx), cfg.augment, run.generator, contract).to(device)
+            targeted = None if run.targeted is None else run.targeted[batch_idx]
+            xb = augmented_inputs(_gather(x_train, batch_idx), cfg.augment, run.generator, contract,
+                                  targeted).to(device)
             with run.dist.autocast():
                 loss = run.objective(xb, y_all[batch_idx].to(device), run.teacher)
             run.optimizer.zero_grad(set_to_none=True)
@@ -408,7 +415,7 @@ def _finish(out_dir: Path, x_val: Any, y_val: np.ndarray, cfg: TrainConfig, hist
     dist.barrier()  # rank 0 has written best.pt
     best_path = out_dir / "best.pt"
     best_state = read_checkpoint(best_path)
-    model = build_model(cfg.head, cfg.widths, cfg.extra, cfg.dropout, cfg.arc_scale, cfg.arc_margin)
+    model = model_of(cfg)
     model.load_state_dict(best_state["state_dict"])
     model.to(dist.device).eval()
     temperature = fit_temperature(_logits(model, x_val, dist), y_val)

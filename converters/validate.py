@@ -162,6 +162,7 @@ def validate_logits(
     probe_reference: np.ndarray,
     *,
     t_reference: float | None = None,
+    temperature_scale: float = 1.0,
     gates: Gates | None = None,
     files: list[Path] | None = None,
     threshold: float = THRESHOLD,
@@ -182,7 +183,8 @@ def validate_logits(
         return ValidationResult(fmt, precision, files, False, ["the artifact produced NaN or infinite logits"],
                                 {}, 1.0, probe_logits, math.inf)
     t_ref = fit_temperature(reference, y) if t_reference is None else t_reference
-    temperature = fit_temperature(logits, y)
+    # the artifact's own fit, carried over to the shipped temperature: T_shipped * T_artifact / T_reference on val
+    temperature = fit_temperature(logits, y) * temperature_scale
     drift = drift_report(y, reference, logits, t_ref, temperature, threshold)
     metrics: dict[str, float] = {
         "n": drift["n"],
@@ -227,6 +229,7 @@ def validate_artifact(
     probe_reference: np.ndarray,
     *,
     t_reference: float | None = None,
+    temperature_scale: float = 1.0,
     gates: Gates | None = None,
     threshold: float = THRESHOLD,
 ) -> ValidationResult:
@@ -241,7 +244,8 @@ def validate_artifact(
     alternative = alternative_logits(fmt, files[0], probe)
     variation = None if alternative is None else float(np.max(np.abs(alternative - probe_logits)))
     return validate_logits(fmt, precision, logits, reference, y_val, probe_logits, probe_reference,
-                           t_reference=t_reference, gates=gates, files=files, threshold=threshold,
+                           t_reference=t_reference, temperature_scale=temperature_scale, gates=gates, files=files,
+                           threshold=threshold,
                            kernel_variation=variation)
 
 

@@ -384,3 +384,47 @@ def test_build_command_calls_the_training_hook(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen == {"data": "prepared", "val_fold": 2, "workdir": tmp_path / "w",
                     "checkpoint": str(tmp_path / "trained.pt"), "passed": "prepared"}
+
+
+@pytest.mark.heavy
+def test_a_given_temperature_is_shipped_with_each_artifacts_drift(tmp_path, tiny):
+    """--temperature / cv.json: the pooled out-of-fold T replaces the validation fit, times each artifact's drift."""
+    import json
+
+    from eyesdk.metrics import fit_temperature
+
+    out = _build(tiny, tmp_path / "b", formats=["onnx"], precisions=["fp32", "int8"], temperature=1.7)
+    manifest = json.loads((out / "manifest.json").read_text())
+    validation = manifest["validation"]
+    assert validation["reference_temperature"] == 1.7
+    assert validation["temperature_source"] == "given (pooled out-of-fold)"
+    fitted = validation["validation_temperature"]
+    from eyesdk.converters.validate import torch_logits
+
+    assert fitted == pytest.approx(fit_temperature(torch_logits(tiny.model, tiny.x_val), tiny.y_val))
+    by_precision = {a["precision"]: a["temperature"] for a in manifest["artifacts"]}
+    assert by_precision["fp32"] == pytest.approx(1.7, rel=1e-3)  # fp32 drifts by ~1e-6
+    assert by_precision["int8"] == pytest.approx(1.7, rel=0.1)
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        _build(tiny, tmp_path / "c", formats=["onnx"], precisions=["fp32"], temperature=0.0)
+
+
+def test_export_records_the_folds_file_in_the_training_section(tmp_path, tiny, monkeypatch):
+    """The manifest's training section names the split its fold numbers refer to (`eyesdk-bench stream` reads it)."""
+    from types import SimpleNamespace
+
+    from eyesdk.converters import bundle as bundle_module
+    from eyesdk.converters.bundle import checkpoint_contract
+    from eyesdk.converters.checkpoint import save_checkpoint
+    from eyesdk.converters.cli_export import run_export
+
+    meta = {k: v for k, v in tiny.ckpt.items() if k not in ("config", "state_dict")}
+    checkpoint = save_checkpoint(tmp_path / "c.pt", tiny.model, **meta)
+    x = tiny.x_val[:, 0]
+    data = SimpleNamespace(folds=np.arange(len(x)) % 2, y=tiny.y_val, contract=checkpoint_contract(tiny.ckpt),
+                           standardized=lambda mask: x[mask])
+    seen = {}
+    monkeypatch.setattr(bundle_module, "build_bundle", lambda source, *a, **kw: seen.setdefault("ckpt", source[1]))
+    run_export(checkpoint, data, folds_file="folds/x.json", val_fold=1, calib_count=4, out=tmp_path / "b",
+               formats=["onnx"], precisions=["fp32"], gates=None, name=None, probe_count=4, temperature=None)
+    assert seen["ckpt"]["data_summary"]["folds_file"] == "folds/x.json"
