@@ -22,15 +22,21 @@ from .errors import (
 __version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic), import reads no metadata
 
 __all__ = [
+    "Alarm",
     "ArtifactNotFoundError",
     "BackendRuntimeError",
     "BackendUnavailableError",
+    "EyeEvent",
+    "EyeObservation",
     "EyePrediction",
     "EyeSDKError",
     "EyeState",
+    "EyeStream",
     "InvalidCropError",
     "MissingDependencyError",
     "ModelIntegrityError",
+    "StreamConfig",
+    "StreamUpdate",
     "__version__",
     "available_backends",
 ]
@@ -46,6 +52,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .api import EyePrediction, EyeState
     from .backends import available_backends
+    from .stream import Alarm, EyeEvent, EyeObservation, EyeStream, StreamConfig, StreamUpdate
 
 
 def __getattr__(name: str) -> Any:
