@@ -552,7 +552,8 @@ def cmd_stream_reference(args: argparse.Namespace) -> int:
         arrays["frames"] = np.stack(frames)
     atomic_write(out / STREAM_ARRAYS, lambda handle: np.savez_compressed(handle, **arrays))
     _write_json(out / STREAM_REFERENCE, document)
-    events = sum(len(u["events"]) for u in next(iter(document["crops"].values()))["updates"]) if states else 0
+    first = next(iter(document["crops"].values()), {"updates": [], "close": []})
+    events = sum(len(u["events"]) for u in first["updates"]) + len(first["close"])
     print(f"arm64 stream reference (host): {len(timeline)} crop updates ({events} events) on "
           f"{', '.join(states) or 'no backend'}; locator half "
           f"{'on ' + ', '.join(document['locator']) if document['locator'] else 'skipped'}")
@@ -770,8 +771,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
         crops = arrays["crops"]
         frames = list(arrays["frames"]) if "frames" in arrays else None
     clip_ref = reference.get("clip")
+    locator_backends = _locator_backends()
     clip, clip_locator = None, None
-    if clip_ref and frames:
+    if not (reference.get("locator") and frames):
+        print(f"{prefix} stream locator: skipped (the host wrote no locator reference)")
+    elif not locator_backends:
+        print(f"{prefix} stream locator: skipped (neither tflite nor openvino is installed here to run it)")
+    elif clip_ref:
         clip = shifted_clip(frames[0])
         clip_locator = MediaPipeLocator(models=folder / STREAM_MODELS)
     for backend in BACKENDS:
@@ -794,17 +800,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print("\n".join(lines))
         if not ok:
             failures.append(f"stream {backend}: the replay differs from the host's")
-    if reference.get("locator") and frames:
-        for backend in _locator_backends():
-            want = reference["locator"].get(backend) or next(iter(reference["locator"].values()))
-            diff = compare_locations(want, locate_frames(MediaPipeLocator(models=folder / STREAM_MODELS,
-                                                                          backend=backend), frames))
-            lines, ok = locator_lines(backend, diff, prefix, f"stream locator {backend}" in known)
-            print("\n".join(lines))
-            if not ok:
-                failures.append(f"stream locator {backend}: eye locations differ from the host's")
-    else:
-        print(f"{prefix} stream locator: skipped (the host wrote no locator reference)")
+    for backend in locator_backends if reference.get("locator") and frames else ():
+        want = reference["locator"].get(backend) or next(iter(reference["locator"].values()))
+        located = locate_frames(MediaPipeLocator(models=folder / STREAM_MODELS, backend=backend), frames)
+        lines, ok = locator_lines(backend, compare_locations(want, located), prefix,
+                                  f"stream locator {backend}" in known)
+        print("\n".join(lines))
+        if not ok:
+            failures.append(f"stream locator {backend}: eye locations differ from the host's")
     return _finish(failures, prefix)
 
 
