@@ -361,11 +361,13 @@ CLIP_STEP = (3, 2)  # pixels the face moves per clip frame (x, y)
 LOCATOR_TOLERANCE_PX = 0.5  # eye centre and width; tflite and openvino on x86 agree to this (tests/locators)
 ANGLE_TOLERANCE = 0.01  # eye roll, radians (0.6 degrees)
 BOX_TOLERANCE_PX = 1  # crop boxes are whole pixels (floor / ceil of the square): a hair's move changes one by 1
-# On the clip the crops are cut where the locator puts them, so the locator's sub-pixel differences reach the
-# classifier through resampled (and rounded) pixels, and the mesh's tracking carries them from frame to frame. On x86
-# the tflite and openvino locators (centres 0.005 px apart) give clip prob_open values up to 0.019 apart (logits up to
-# 1.8 apart where the model is sure, prob_open ~0.999): the clip is held to prob_open, not to the artifact's logits.
+# On the clip the locator tracks: each frame's landmarks place the next frame's face region, which the mesh samples
+# nearest-neighbour, so a tiny difference grows along the clip. On x86 the tflite and openvino locators put the eyes
+# 0.0006 px apart on the clip's first frame and 0.57 px apart on its eighth; their clip prob_open values differ by up
+# to 0.019 (logits by up to 1.8 where the model is sure, prob_open ~0.999). So the clip is held to prob_open and to
+# boxes within 2 px, not to the artifact's logit tolerance (single frames, searched from scratch, are held to 0.5 px).
 CLIP_PROB_TOLERANCE = 0.05
+CLIP_BOX_TOLERANCE_PX = 2
 EXACT = 1e-9  # PERCLOS and blinks/min are arithmetic on timestamps: equal up to summation order
 
 
@@ -588,11 +590,12 @@ def _close(a: float | None, b: float | None, tolerance: float) -> bool:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How far an eye's numbers may move: raw logits (calibrated x temperature) and prob_open."""
+    """How far an eye's numbers may move: raw logits (calibrated x temperature), prob_open, crop box (pixels)."""
 
     logit: float = math.inf
     prob: float = math.inf
     temperature: float = 1.0
+    box: int = BOX_TOLERANCE_PX
 
     def __str__(self) -> str:
         parts = [f"|dlogit| {self.logit:.2g}"] if math.isfinite(self.logit) else []
@@ -637,9 +640,8 @@ def _update_problems(i: int, ref: dict[str, Any], got: dict[str, Any], tolerance
         elif want["box"] is not None:
             dbox = max(abs(a - b) for a, b in zip(have["box"], want["box"], strict=True))
             diff.max_box_px = max(diff.max_box_px, dbox)
-            if dbox > BOX_TOLERANCE_PX:
-                problems.append(f"{where} {side}: box {have['box']}, reference {want['box']} "
-                                f"(> {BOX_TOLERANCE_PX} px)")
+            if dbox > tolerance.box:
+                problems.append(f"{where} {side}: box {have['box']}, reference {want['box']} (> {tolerance.box} px)")
     return problems
 
 
@@ -738,7 +740,8 @@ def stream_backend_lines(backend: str, crops: StreamDiff, clip: StreamDiff | Non
         head += "; clip skipped (no locator reference)"
     else:
         head += (f"; clip {clip.matched}/{clip.updates} frames (max |dprob_open| {clip.max_dprob:.2g}, tolerance "
-                 f"{CLIP_PROB_TOLERANCE:.2g}; max box error {clip.max_box_px} px)")
+                 f"{CLIP_PROB_TOLERANCE:.2g}; max box error {clip.max_box_px} px, tolerance "
+                 f"{CLIP_BOX_TOLERANCE_PX} px)")
     return _verdict_lines(head, [crops] + ([clip] if clip else []), known)
 
 
@@ -794,7 +797,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         clip_diff = None
         if clip is not None and backend in clip_ref["runs"]:
             clip_diff = compare_stream(clip_ref["runs"][backend], replay_clip(es, clip_locator, clip),
-                                       Tolerance(prob=CLIP_PROB_TOLERANCE))
+                                       Tolerance(prob=CLIP_PROB_TOLERANCE, box=CLIP_BOX_TOLERANCE_PX))
         lines, ok = stream_backend_lines(backend, crop_diff, clip_diff, tolerance, prefix,
                                          f"stream {backend}" in known)
         print("\n".join(lines))

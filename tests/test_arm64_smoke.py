@@ -337,7 +337,7 @@ def test_stream_reference_checked_against_itself_passes(stream_reference, capsys
         line = next(line for line in out.splitlines() if line.startswith(f"arm64 host stream {backend}: "))
         assert f": match: crops {updates}/{updates} updates (5 events, 3 alarms raised: exact; max |dlogit| 0," in line
     if (folder / check.STREAM_MODELS).is_dir():
-        assert re.search(r"clip 8/8 frames \(max \|dprob_open\| 0, tolerance 0.05; max box error 0 px\)", out)
+        assert "clip 8/8 frames (max |dprob_open| 0, tolerance 0.05; max box error 0 px, tolerance 2 px)" in out
         assert "arm64 host stream locator tflite: match: 4/4 eyes on 2 frames (max centre error 0 px" in out
     else:
         assert "arm64-smoke: NOTE: no landmark locator models on the host" in written
@@ -439,7 +439,7 @@ def test_compare_stream_names_what_differs(change, line):
     assert diff.updates == 4 and diff.events == 2 and diff.alarms == 1
 
 
-def test_compare_stream_holds_the_clip_to_prob_open_and_logits_to_raw_units():
+def test_compare_stream_holds_the_clip_to_prob_open_and_boxes_and_logits_to_raw_units():
     reference = _stream_run(["open"] * 4)
     got = copy.deepcopy(reference)
     got["updates"][0]["eyes"]["left"].update(logit=2.5, prob_open=0.9241)
@@ -449,6 +449,9 @@ def test_compare_stream_holds_the_clip_to_prob_open_and_logits_to_raw_units():
     # a calibrated logit 0.5 apart at temperature 0.002 is 0.001 raw: within a 0.0018 tolerance
     assert check.compare_stream(reference, got, check.Tolerance(logit=0.0018, temperature=0.002)).ok
     assert not check.compare_stream(reference, got, check.Tolerance(logit=0.0018, temperature=1.0)).ok
+    got["updates"][1]["eyes"]["left"]["box"] = [12, 8, 20, 20]
+    assert check.compare_stream(reference, got, check.Tolerance(box=check.CLIP_BOX_TOLERANCE_PX)).ok
+    assert not check.compare_stream(reference, got, check.Tolerance()).ok  # single frames: 1 px
 
 
 def _eyes(dx: float = 0.0) -> list[list[dict]]:
