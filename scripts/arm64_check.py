@@ -563,8 +563,19 @@ def cmd_stream_reference(args: argparse.Namespace) -> int:
 
 
 @dataclass
-class StreamDiff:
-    """How one replay differs from the host's: counts for the summary, and one named line per problem."""
+class _Differences:
+    """One named line per problem found; none is a pass."""
+
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class StreamDiff(_Differences):
+    """How one replay differs from the host's: counts for the summary, and the problems."""
 
     updates: int = 0
     matched: int = 0
@@ -573,11 +584,6 @@ class StreamDiff:
     max_dlogit: float = 0.0  # raw logit units, as the artifact tolerance
     max_dprob: float = 0.0
     max_box_px: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def _events_text(events: Sequence[Sequence[Any]]) -> str:
@@ -669,17 +675,14 @@ def compare_stream(reference: dict[str, Any], got: dict[str, Any], tolerance: To
 
 
 @dataclass
-class LocatorDiff:
+class LocatorDiff(_Differences):
+    """How the eye locations on the frames differ from the host's."""
+
     frames: int = 0
     eyes: int = 0
     matched: int = 0
     max_center_px: float = 0.0
     max_box_px: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def compare_locations(reference: Sequence[Sequence[dict[str, Any]]], got: Sequence[Sequence[dict[str, Any]]]
