@@ -757,11 +757,34 @@ def locator_lines(backend: str, diff: LocatorDiff, prefix: str = "arm64", known:
     return _verdict_lines(head, [diff], known)
 
 
+class CostLog:
+    """Wall clock per part of a check, for the log: where CI time goes under emulation (never a speed)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Any:
+        import time
+
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def line(self) -> str:
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
+        return f"wall clock of this check's parts (where CI time goes; not a speed): {parts or 'none'}"
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     """ROOT half: replay the host's inputs on every installed backend and compare with what the host got."""
-    from eyesdk import EyeState, backends
-    from eyesdk.formats import BACKENDS
-    from eyesdk.locators import MediaPipeLocator
+    cost = CostLog()
+    with cost.part("imports"):
+        from eyesdk import EyeState, backends
+        from eyesdk.formats import BACKENDS
+        from eyesdk.locators import MediaPipeLocator
 
     folder = Path(args.dir)
     reference = json.loads((folder / STREAM_REFERENCE).read_text(encoding="utf-8"))
@@ -785,7 +808,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print(f"{prefix} stream locator: skipped (neither tflite nor openvino is installed here to run it)")
     elif clip_ref:
         clip = shifted_clip(frames[0])
-        clip_locator = MediaPipeLocator(models=folder / STREAM_MODELS)
+        with cost.part("clip locator load"):
+            clip_locator = MediaPipeLocator(models=folder / STREAM_MODELS)
     for backend in BACKENDS:
         if not backends.is_available(backend):
             print(f"{prefix} stream {backend}: not installed")
@@ -793,13 +817,18 @@ def cmd_stream(args: argparse.Namespace) -> int:
         if backend not in reference["crops"]:
             failures.append(f"stream {backend}: the host wrote no reference for it (install it in the host .venv)")
             continue
-        es = EyeState(model=bundle, backend=backend, precision=reference["precision"])
+        with cost.part(f"{backend} load"):
+            es = EyeState(model=bundle, backend=backend, precision=reference["precision"])
         tolerance = float(es.artifact.get("tolerance", DEFAULT_TOLERANCE))
-        crop_diff = compare_stream(reference["crops"][backend], replay_crops(es, reference["timeline"], crops),
+        with cost.part(f"{backend} crops"):
+            replayed = replay_crops(es, reference["timeline"], crops)
+        crop_diff = compare_stream(reference["crops"][backend], replayed,
                                    Tolerance(logit=tolerance, temperature=es.temperature))
         clip_diff = None
         if clip is not None and backend in clip_ref["runs"]:
-            clip_diff = compare_stream(clip_ref["runs"][backend], replay_clip(es, clip_locator, clip),
+            with cost.part(f"{backend} clip"):
+                replayed = replay_clip(es, clip_locator, clip)
+            clip_diff = compare_stream(clip_ref["runs"][backend], replayed,
                                        Tolerance(prob=CLIP_PROB_TOLERANCE, box=CLIP_BOX_TOLERANCE_PX))
         lines, ok = stream_backend_lines(backend, crop_diff, clip_diff, tolerance, prefix,
                                          f"stream {backend}" in known)
@@ -808,12 +837,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
             failures.append(f"stream {backend}: the replay differs from the host's")
     for backend in locator_backends if reference.get("locator") and frames else ():
         want = reference["locator"].get(backend) or next(iter(reference["locator"].values()))
-        located = locate_frames(MediaPipeLocator(models=folder / STREAM_MODELS, backend=backend), frames)
+        with cost.part(f"locator {backend}"):
+            located = locate_frames(MediaPipeLocator(models=folder / STREAM_MODELS, backend=backend), frames)
         lines, ok = locator_lines(backend, compare_locations(want, located), prefix,
                                   f"stream locator {backend}" in known)
         print("\n".join(lines))
         if not ok:
             failures.append(f"stream locator {backend}: eye locations differ from the host's")
+    print(cost.line())
     return _finish(failures, prefix)
 
 

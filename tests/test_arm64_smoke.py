@@ -342,6 +342,8 @@ def test_stream_reference_checked_against_itself_passes(stream_reference, capsys
     else:
         assert "arm64-smoke: NOTE: no landmark locator models on the host" in written
         assert "clip skipped (no locator reference)" in out and "arm64 host stream locator: skipped" in out
+    assert re.search(r"^wall clock of this check's parts \(where CI time goes; not a speed\): imports [0-9.]+ s, ",
+                     out, re.M)
     assert "FAILED" not in out
 
 
