@@ -72,6 +72,13 @@ def test_smoke_script_unmounts_on_every_exit_and_reads_no_emulated_timings():
     assert "eyesdk-bench --quick" in text and "p50" not in text
 
 
+def test_smoke_script_writes_the_stream_reference_on_the_host_and_replays_it_on_every_cpu():
+    text = SMOKE.read_text()
+    assert '"$HOST_PY" scripts/arm64_check.py stream-reference "$WORK/stream"' in text
+    assert text.count('stream_check "$VENV"') == 2  # the first CPU, then inside the loop over the others
+    assert 'check "stream-$QEMU_MODEL" "$1" stream "$WORK_IN/stream"' in text
+
+
 # ------------------------------------------------------------------------------------------------ comparison
 
 
