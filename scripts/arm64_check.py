@@ -9,6 +9,13 @@ Subcommands, each printing ``arm64 ...`` summary lines and exiting non-zero on f
 - ``bench``: read an ``eyesdk-bench --quick --json`` document and report its parity verdicts (never its timings).
 - ``tune``: read ``eyesdk tune --json`` output and check that ``auto`` now follows the cached choice.
 - ``sizes``: installed size of each distribution in this environment, from the files its RECORD lists.
+- ``stream-reference`` (on the HOST, the x86 .venv) and ``stream`` (in the root): the end-to-end ``EyeStream`` as
+  parity only (issue 10). The host replays one scripted timeline of synthetic (left, right) crop pairs through
+  ``EyeStream(locator=None)`` on every backend it has, and, when the landmark locator's models are there, locates the
+  eyes on real frames (scikit-image's astronaut.png) and runs the whole stream on a short clip of it; it writes what
+  came out, with the inputs, into a folder. The root replays the same inputs and must agree: states, events (kind,
+  start, end), alarms and PERCLOS exactly, logits within the artifact's parity tolerance, eye locations within
+  ``LOCATOR_TOLERANCE_PX``.
 
 The logit comparison is written here rather than borrowed from ``eyesdk.selection``: a smoke test that judges the
 runtime with the runtime's own verdict function would pass whenever that function is wrong in the same way.
@@ -18,6 +25,7 @@ Emulated timings are 100-300x off and distort rankings, so nothing here prints a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -313,6 +321,534 @@ def cmd_sizes(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ stream parity
+# Decisions (states, events, alarms, PERCLOS) are functions of the input timestamps and of logits far from every
+# threshold, so they must agree exactly; logits agree within the artifact's parity tolerance (compared as logits,
+# the quantity that tolerance is stated in: prob_open is their sigmoid, and the logit is the better conditioned of
+# the two near 0 and 1); eye locations within a few tenths of a pixel.
+
+STREAM_SCHEMA = "eyesdk.arm64-stream/1"
+STREAM_REFERENCE = "reference.json"
+STREAM_ARRAYS = "inputs.npz"
+STREAM_MODELS = "locator-models"
+STREAM_PRECISION = "fp32"
+STREAM_FPS = 30.0
+STREAM_POOL = 6  # synthetic crops per (side, state), drawn at random along the timeline
+STREAM_WINDOW_S = 6.0  # a short trailing window, so the scenario reaches PERCLOS, the blink rate and "drowsy"
+GAP = "gap"
+# (seconds, left eye, right eye): "open", "closed", None (no crop for that eye), or GAP (no frames at all)
+STREAM_SCRIPT: tuple[tuple[float, str | None, str | None], ...] = (
+    (2.5, "open", "open"),  # the person's open level first
+    (0.2, "closed", "closed"),  # blink
+    (1.0, "open", "open"),
+    (0.7, "closed", "closed"),  # long blink
+    (1.0, "open", "open"),
+    (1.6, "closed", "closed"),  # microsleep: alarm 1 s in, the event when the eyes reopen; PERCLOS goes drowsy
+    (0.8, "open", "open"),
+    (0.4, "closed", "closed"),  # a closure cut by the gap: ends as unknown, no event
+    (1.0, GAP, GAP),
+    (0.8, "open", "open"),
+    (0.5, None, None),  # no eye at all: unknown, never closed
+    (0.8, "open", None),  # one eye is enough
+    (0.3, "closed", None),  # ... for a blink too
+    (0.8, "open", "open"),
+    (0.5, "closed", "closed"),  # still closed at close(): completed there, clipped
+)
+DROP_EVERY = 37  # every 37th frame is dropped, as cameras do
+JITTER_FRAMES = 0.3  # timestamp jitter, in frame periods (keeps timestamps strictly increasing)
+CLIP_FRAMES = 5
+CLIP_STEP = (3, 2)  # pixels the face moves per clip frame (x, y)
+LOCATOR_TOLERANCE_PX = 0.5  # eye centre and width; tflite and openvino on x86 agree to this (tests/locators)
+ANGLE_TOLERANCE = 0.01  # eye roll, radians (0.6 degrees)
+BOX_TOLERANCE_PX = 1  # crop boxes are whole pixels (floor / ceil of the square): a hair's move changes one by 1
+# On the clip the locator tracks: each frame's landmarks place the next frame's face region, which the mesh samples
+# nearest-neighbour, so a tiny difference grows along the clip. On x86 the tflite and openvino locators put the eyes
+# 0.0006 px apart on the clip's first frame, 0.43 px apart on its fifth and 0.57 px on an eighth; over these five
+# frames their prob_open values differ by up to 0.008 (logits by up to 0.64 where the model is sure). So the clip is
+# held to prob_open and to boxes within 2 px, not to the artifact's logit tolerance (single frames, searched from
+# scratch, are held to 0.5 px).
+CLIP_PROB_TOLERANCE = 0.05
+CLIP_BOX_TOLERANCE_PX = 2
+EXACT = 1e-9  # PERCLOS and blinks/min are arithmetic on timestamps: equal up to summation order
+
+
+def stream_timeline(seed: int = 0) -> list[tuple[float, Any, Any]]:
+    """The crop half's scenario: (t, left, right) per update; an eye is (is_open, pool index) or None."""
+    rng = np.random.default_rng(seed)
+    timeline, clock, frame = [], 0.0, 0
+    for seconds, *eyes in STREAM_SCRIPT:
+        if GAP in eyes:
+            clock += seconds
+            continue
+        for _ in range(round(seconds * STREAM_FPS)):
+            t = clock + rng.uniform(-JITTER_FRAMES, JITTER_FRAMES) / STREAM_FPS
+            clock += 1 / STREAM_FPS
+            frame += 1
+            if frame % DROP_EVERY == 0:
+                continue
+            pair = [None if e is None else (e == "open", int(rng.integers(STREAM_POOL))) for e in eyes]
+            timeline.append((round(t, 6), *pair))
+    return timeline
+
+
+def stream_crops(seed: int = 0) -> np.ndarray:
+    """The crop pool, indexed [side (0 left, 1 right)][is_open][k]: uint8 (2, 2, STREAM_POOL, 48, 72)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.stack([np.stack([synthetic_eye(bool(is_open), rng) for _ in range(STREAM_POOL)])
+                               for is_open in (0, 1)]) for _ in range(2)])
+
+
+def shifted_clip(frame: np.ndarray, count: int = CLIP_FRAMES, step: tuple[int, int] = CLIP_STEP) -> list[np.ndarray]:
+    """A short clip: ``frame`` moved by whole pixels each frame, its edge repeated (exact on any CPU)."""
+    h, w = frame.shape[:2]
+    pad = ((0, 0),) * (frame.ndim - 2)
+    return [np.ascontiguousarray(np.pad(frame, ((i * step[1], 0), (i * step[0], 0), *pad), mode="edge")[:h, :w])
+            for i in range(count)]
+
+
+def _stream_config() -> Any:
+    from eyesdk.stream import stream_config
+
+    return stream_config(window={"window": STREAM_WINDOW_S})
+
+
+def _event(event: Any) -> list[Any]:
+    return [event.kind, event.start, event.end, event.side, event.clipped]
+
+
+def record_update(update: Any) -> dict[str, Any]:
+    """What a StreamUpdate decided and measured, as JSON values (floats unrounded: JSON keeps them exact)."""
+    return {
+        "t": update.timestamp,
+        "state": update.state,
+        "events": [_event(e) for e in update.events],
+        "alarms": [[a.kind, a.since, a.new] for a in update.alarms],
+        "perclos": update.perclos,
+        "blinks_per_minute": update.blinks_per_minute,
+        "eyes": {e.side: {"valid": e.valid, "reason": e.reason, "logit": e.logit, "prob_open": e.prob_open,
+                          "box": None if e.box is None else list(e.box)} for e in update.eyes},
+    }
+
+
+def _run_stream(stream: Any, inputs: Sequence[tuple[float, Any]]) -> dict[str, Any]:
+    updates = [record_update(stream.update(frame, t)) for t, frame in inputs]
+    return {"updates": updates, "close": [_event(e) for e in stream.close()]}
+
+
+def replay_crops(eye_state: Any, timeline: Sequence[Sequence[Any]], crops: np.ndarray) -> dict[str, Any]:
+    """EyeStream(locator=None) over the timeline: (left, right) crop pairs from the pool."""
+    from eyesdk.stream import EyeStream
+
+    def pair(left: Any, right: Any) -> tuple[Any, Any]:
+        return tuple(None if eye is None else crops[side][int(eye[0])][int(eye[1])]
+                     for side, eye in enumerate((left, right)))
+
+    stream = EyeStream(locator=None, eye_state=eye_state, config=_stream_config())
+    return _run_stream(stream, [(t, pair(left, right)) for t, left, right in timeline])
+
+
+def replay_clip(eye_state: Any, locator: Any, frames: Sequence[np.ndarray]) -> dict[str, Any]:
+    """The whole EyeStream (locator, crops, classifier, events) over a clip at STREAM_FPS."""
+    from eyesdk.stream import EyeStream
+
+    stream = EyeStream(locator=locator, eye_state=eye_state, config=_stream_config())
+    return _run_stream(stream, [(i / STREAM_FPS, frame) for i, frame in enumerate(frames)])
+
+
+def locate_frames(locator: Any, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
+    """Each frame searched from scratch: every eye's centre, width, roll and the stream's crop box."""
+    from eyesdk.locators.crop import crop_eye
+
+    recipe = _stream_config().crop
+    found = []
+    for frame in frames:
+        locator.reset()
+        found.append([{"side": e.side, "center": [float(c) for c in e.center], "width": float(e.width),
+                       "angle": float(e.angle), "box": list(crop_eye(frame, e, recipe).box)}
+                      for e in locator.locate(frame)])
+    return found
+
+
+def astronaut_frames() -> list[np.ndarray] | None:
+    """scikit-image's astronaut.png (public domain) in a 640 x 480 BGR frame, and the same rolled by 12 degrees.
+
+    None when scikit-image is not installed. The frame is built as the locator tests build it (tests/face_paths.py).
+    """
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        return None
+    with Image.open(Path(spec.origin).parent / "data" / "astronaut.png") as image:
+        rgb = np.asarray(image.convert("RGB"))
+    frame = np.full((480, 640, 3), 40, np.uint8)
+    frame[:, 64:576] = rgb[16:496, :, ::-1]
+    rolled = Image.fromarray(frame).rotate(12.0, resample=Image.BILINEAR, fillcolor=(40, 40, 40))
+    return [frame, np.asarray(rolled).copy()]
+
+
+def find_locator_models(candidates: Sequence[str]) -> Path | None:
+    """The first folder holding the landmark locator's files; the user cache (eyesdk models fetch-locator) last."""
+    from eyesdk.locators import models
+
+    folders = [Path(c) for c in candidates]
+    with contextlib.suppress(FileNotFoundError):  # no cache directory on this machine
+        folders.append(models.models_dir())
+    return next((f for f in folders if not models.missing(root=f)), None)
+
+
+def _locator_backends() -> list[str]:
+    from eyesdk import backends
+    from eyesdk.locators.runner import ORDER
+
+    return [b for b in ORDER if backends.is_available(b)]
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    from eyesdk.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(document, indent=1) + "\n")
+
+
+def cmd_stream_reference(args: argparse.Namespace) -> int:
+    """HOST half: run the scenario on every backend here and write the inputs and what came out into args.out."""
+    import shutil
+
+    from eyesdk import EyeState, backends
+    from eyesdk.atomic import atomic_write
+    from eyesdk.formats import BACKENDS
+    from eyesdk.locators import MediaPipeLocator
+    from eyesdk.locators.models import LOCATOR_FILES, MODEL_FILES
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = _load(args.model)
+    timeline = stream_timeline(args.seed)
+    crops = stream_crops(args.seed)
+    states = {b: EyeState(model=bundle, backend=b, precision=STREAM_PRECISION)
+              for b in BACKENDS if backends.is_available(b)}
+    document: dict[str, Any] = {
+        "schema": STREAM_SCHEMA, "bundle": bundle.sha256, "precision": STREAM_PRECISION, "timeline": timeline,
+        "crops": {b: replay_crops(es, timeline, crops) for b, es in states.items()},
+        "locator": None, "clip": None,
+    }
+    arrays = {"crops": crops}
+    models = find_locator_models(args.locator_models)
+    frames = astronaut_frames() if models is not None else None
+    if models is None or frames is None:
+        why = "no landmark locator models on the host (eyesdk models fetch-locator)" if models is None else \
+            "scikit-image (astronaut.png) is not installed on the host"
+        print(f"arm64-smoke: NOTE: {why}: the stream check's locator half is skipped; the crop half runs")
+    else:
+        copy = out / STREAM_MODELS
+        copy.mkdir(exist_ok=True)
+        for key in LOCATOR_FILES:
+            shutil.copyfile(models / MODEL_FILES[key].filename, copy / MODEL_FILES[key].filename)
+        locators = {b: MediaPipeLocator(models=copy, backend=b) for b in _locator_backends()}
+        document["locator"] = {b: locate_frames(loc, frames) for b, loc in locators.items()}
+        clip_locator = MediaPipeLocator(models=copy)
+        clip = shifted_clip(frames[0])
+        document["clip"] = {"locator_backend": clip_locator.backend,
+                            "runs": {b: replay_clip(es, clip_locator, clip) for b, es in states.items()}}
+        arrays["frames"] = np.stack(frames)
+    atomic_write(out / STREAM_ARRAYS, lambda handle: np.savez_compressed(handle, **arrays))
+    _write_json(out / STREAM_REFERENCE, document)
+    first = next(iter(document["crops"].values()), {"updates": [], "close": []})
+    events = sum(len(u["events"]) for u in first["updates"]) + len(first["close"])
+    print(f"arm64 stream reference (host): {len(timeline)} crop updates ({events} events) on "
+          f"{', '.join(states) or 'no backend'}; locator half "
+          f"{'on ' + ', '.join(document['locator']) if document['locator'] else 'skipped'}")
+    return 0 if states else 1
+
+
+@dataclass
+class _Differences:
+    """One named line per problem found; none is a pass."""
+
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class StreamDiff(_Differences):
+    """How one replay differs from the host's: counts for the summary, and the problems."""
+
+    updates: int = 0
+    matched: int = 0
+    events: int = 0
+    alarms: int = 0  # alarms raised (new) in the reference
+    max_dlogit: float = 0.0  # raw logit units, as the artifact tolerance
+    max_dprob: float = 0.0
+    max_box_px: int = 0
+
+
+def _events_text(events: Sequence[Sequence[Any]]) -> str:
+    return ", ".join(f"{e[0]} {e[1]:.3f}-{e[2]:.3f}" + (" clipped" if e[4] else "") for e in events) or "none"
+
+
+def _close(a: float | None, b: float | None, tolerance: float) -> bool:
+    return (a is None) == (b is None) and (a is None or abs(a - b) <= tolerance)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far an eye's numbers may move: raw logits (calibrated x temperature), prob_open, crop box (pixels)."""
+
+    logit: float = math.inf
+    prob: float = math.inf
+    temperature: float = 1.0
+    box: int = BOX_TOLERANCE_PX
+
+    def __str__(self) -> str:
+        parts = [f"|dlogit| {self.logit:.2g}"] if math.isfinite(self.logit) else []
+        parts += [f"|dprob_open| {self.prob:.2g}"] if math.isfinite(self.prob) else []
+        return ", ".join(parts) or "none"
+
+
+def _update_problems(i: int, ref: dict[str, Any], got: dict[str, Any], tolerance: Tolerance,
+                     diff: StreamDiff) -> list[str]:
+    where = f"update {i} (t={ref['t']:.3f})"
+    problems = []
+    if got["t"] != ref["t"]:
+        problems.append(f"{where}: timestamp {got['t']!r}, reference {ref['t']!r}")
+    if got["state"] != ref["state"]:
+        problems.append(f"{where}: state {got['state']}, reference {ref['state']}")
+    if got["events"] != ref["events"]:
+        problems.append(f"{where}: events {_events_text(got['events'])}, reference {_events_text(ref['events'])}")
+    if got["alarms"] != ref["alarms"]:
+        problems.append(f"{where}: alarms {got['alarms']}, reference {ref['alarms']}")
+    for key in ("perclos", "blinks_per_minute"):
+        if not _close(got[key], ref[key], EXACT):
+            problems.append(f"{where}: {key} {got[key]}, reference {ref[key]}")
+    if set(got["eyes"]) != set(ref["eyes"]):
+        problems.append(f"{where}: eyes {sorted(got['eyes'])}, reference {sorted(ref['eyes'])}")
+        return problems
+    for side, want in ref["eyes"].items():
+        have = got["eyes"][side]
+        if (have["valid"], have["reason"]) != (want["valid"], want["reason"]):
+            problems.append(f"{where} {side}: valid {have['valid']} ({have['reason']}), reference "
+                            f"{want['valid']} ({want['reason']})")
+            continue
+        if want["logit"] is not None:
+            dlogit = abs(have["logit"] - want["logit"]) * tolerance.temperature
+            dprob = abs(have["prob_open"] - want["prob_open"])
+            diff.max_dlogit, diff.max_dprob = max(diff.max_dlogit, dlogit), max(diff.max_dprob, dprob)
+            if not (dlogit <= tolerance.logit and dprob <= tolerance.prob):
+                problems.append(f"{where} {side}: prob_open {have['prob_open']:.6f}, reference "
+                                f"{want['prob_open']:.6f} (|dlogit| {dlogit:.3g}, |dprob_open| {dprob:.3g}; "
+                                f"tolerance {tolerance})")
+        if (have["box"] is None) != (want["box"] is None):
+            problems.append(f"{where} {side}: box {have['box']}, reference {want['box']}")
+        elif want["box"] is not None:
+            dbox = max(abs(a - b) for a, b in zip(have["box"], want["box"], strict=True))
+            diff.max_box_px = max(diff.max_box_px, dbox)
+            if dbox > tolerance.box:
+                problems.append(f"{where} {side}: box {have['box']}, reference {want['box']} (> {tolerance.box} px)")
+    return problems
+
+
+def compare_stream(reference: dict[str, Any], got: dict[str, Any], tolerance: Tolerance) -> StreamDiff:
+    """Update by update: decisions exactly, each eye's logit and prob_open within the tolerance."""
+    ref_updates, got_updates = reference["updates"], got["updates"]
+    diff = StreamDiff(updates=len(ref_updates))
+    for i, ref in enumerate(ref_updates):
+        diff.events += len(ref["events"])
+        diff.alarms += sum(1 for alarm in ref["alarms"] if alarm[2])
+        if i >= len(got_updates):
+            diff.problems.append(f"update {i} (t={ref['t']:.3f}): missing from the replay")
+            continue
+        problems = _update_problems(i, ref, got_updates[i], tolerance, diff)
+        diff.matched += not problems
+        diff.problems += problems
+    if len(got_updates) > len(ref_updates):
+        diff.problems.append(f"{len(got_updates) - len(ref_updates)} updates more than the reference's "
+                             f"{len(ref_updates)}")
+    diff.events += len(reference["close"])
+    if got["close"] != reference["close"]:
+        diff.problems.append(f"close(): events {_events_text(got['close'])}, reference "
+                             f"{_events_text(reference['close'])}")
+    return diff
+
+
+@dataclass
+class LocatorDiff(_Differences):
+    """How the eye locations on the frames differ from the host's."""
+
+    frames: int = 0
+    eyes: int = 0
+    matched: int = 0
+    max_center_px: float = 0.0
+    max_box_px: int = 0
+
+
+def compare_locations(reference: Sequence[Sequence[dict[str, Any]]], got: Sequence[Sequence[dict[str, Any]]]
+                      ) -> LocatorDiff:
+    """Per frame, the same sides found, each eye's centre / width within LOCATOR_TOLERANCE_PX, roll and box too."""
+    diff = LocatorDiff(frames=len(reference))
+    if len(got) != len(reference):
+        diff.problems.append(f"{len(got)} frames located, reference {len(reference)}")
+    for i, (want, have) in enumerate(zip(reference, got, strict=False)):
+        diff.eyes += len(want)
+        if [e["side"] for e in have] != [e["side"] for e in want]:
+            diff.problems.append(f"frame {i}: eyes {[e['side'] for e in have]}, reference {[e['side'] for e in want]}")
+            continue
+        for a, b in zip(have, want, strict=True):
+            where = f"frame {i} {b['side']} eye"
+            centre = math.hypot(a["center"][0] - b["center"][0], a["center"][1] - b["center"][1])
+            dbox = max(abs(p - q) for p, q in zip(a["box"], b["box"], strict=True))
+            diff.max_center_px, diff.max_box_px = max(diff.max_center_px, centre), max(diff.max_box_px, dbox)
+            problems = []
+            if not centre <= LOCATOR_TOLERANCE_PX:
+                problems.append(f"{where}: centre {centre:.3g} px from the reference (> {LOCATOR_TOLERANCE_PX} px)")
+            if not abs(a["width"] - b["width"]) <= LOCATOR_TOLERANCE_PX:
+                problems.append(f"{where}: width {a['width']:.2f}, reference {b['width']:.2f} px")
+            if not abs(a["angle"] - b["angle"]) <= ANGLE_TOLERANCE:
+                problems.append(f"{where}: roll {a['angle']:.4f}, reference {b['angle']:.4f} rad")
+            if dbox > BOX_TOLERANCE_PX:
+                problems.append(f"{where}: box {a['box']}, reference {b['box']} (> {BOX_TOLERANCE_PX} px)")
+            diff.matched += not problems
+            diff.problems += problems
+    return diff
+
+
+SHOWN_PROBLEMS = 6  # named problem lines printed per check; the rest are counted
+
+
+def _verdict_lines(head: str, diffs: Sequence[Any], known: bool) -> tuple[list[str], bool]:
+    """The summary line, then the named problems (marked as known); and whether the check passes."""
+    problems = [p for d in diffs for p in d.problems]
+    lines = [head]
+    mark = "KNOWN FAILURE: " if known else ""
+    lines += [f"    {mark}{p}" for p in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"    {mark}... and {len(problems) - SHOWN_PROBLEMS} more")
+    if known and not problems:
+        lines.append("    listed as a known failure but matches now; drop it from the list")
+    return lines, known or not problems
+
+
+def stream_backend_lines(backend: str, crops: StreamDiff, clip: StreamDiff | None, tolerance: float,
+                         prefix: str = "arm64", known: bool = False) -> tuple[list[str], bool]:
+    """tolerance: the artifact's (raw logits), which the crop half is held to."""
+    """``<prefix> stream <backend>: ...`` for the crop half and the clip, and whether the check passes."""
+    verdict = "match" if crops.ok and (clip is None or clip.ok) else "MISMATCH"
+    head = (f"{prefix} stream {backend}: {verdict}: crops {crops.matched}/{crops.updates} updates "
+            f"({crops.events} events, {crops.alarms} alarms raised: exact; max |dlogit| {crops.max_dlogit:.2g}, "
+            f"tolerance {tolerance:.2g})")
+    if clip is None:
+        head += "; clip skipped (no locator reference)"
+    else:
+        head += (f"; clip {clip.matched}/{clip.updates} frames (max |dprob_open| {clip.max_dprob:.2g}, tolerance "
+                 f"{CLIP_PROB_TOLERANCE:.2g}; max box error {clip.max_box_px} px, tolerance "
+                 f"{CLIP_BOX_TOLERANCE_PX} px)")
+    return _verdict_lines(head, [crops] + ([clip] if clip else []), known)
+
+
+def locator_lines(backend: str, diff: LocatorDiff, prefix: str = "arm64", known: bool = False
+                  ) -> tuple[list[str], bool]:
+    verdict = "match" if diff.ok else "MISMATCH"
+    head = (f"{prefix} stream locator {backend}: {verdict}: {diff.matched}/{diff.eyes} eyes on {diff.frames} "
+            f"frames (max centre error {diff.max_center_px:.2g} px, tolerance {LOCATOR_TOLERANCE_PX} px; max box "
+            f"error {diff.max_box_px} px)")
+    return _verdict_lines(head, [diff], known)
+
+
+class CostLog:
+    """Wall clock per part of a check, for the log: where CI time goes under emulation (never a speed)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Any:
+        import time
+
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def line(self) -> str:
+        parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.seconds.items())
+        return f"wall clock of this check's parts (where CI time goes; not a speed): {parts or 'none'}"
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """ROOT half: replay the host's inputs on every installed backend and compare with what the host got."""
+    cost = CostLog()
+    with cost.part("imports"):
+        from eyesdk import EyeState, backends
+        from eyesdk.formats import BACKENDS
+        from eyesdk.locators import MediaPipeLocator
+
+    folder = Path(args.dir)
+    reference = json.loads((folder / STREAM_REFERENCE).read_text(encoding="utf-8"))
+    prefix, known = args.prefix, set(args.known_failure)
+    failures: list[str] = []
+    if reference.get("schema") != STREAM_SCHEMA:
+        return _finish([f"{folder / STREAM_REFERENCE} is not an {STREAM_SCHEMA} document"], prefix)
+    bundle = _load(args.model)
+    if bundle.sha256 != reference["bundle"]:
+        return _finish([f"the host's reference is for bundle {reference['bundle'][:12]}, this root has "
+                        f"{bundle.sha256[:12]}"], prefix)
+    with np.load(folder / STREAM_ARRAYS) as arrays:
+        crops = arrays["crops"]
+        frames = list(arrays["frames"]) if "frames" in arrays else None
+    clip_ref = reference.get("clip")
+    locator_backends = _locator_backends()
+    clip, clip_locator = None, None
+    if not (reference.get("locator") and frames):
+        print(f"{prefix} stream locator: skipped (the host wrote no locator reference)")
+    elif not locator_backends:
+        print(f"{prefix} stream locator: skipped (neither tflite nor openvino is installed here to run it)")
+    elif clip_ref:
+        clip = shifted_clip(frames[0])
+        with cost.part("clip locator load"):
+            clip_locator = MediaPipeLocator(models=folder / STREAM_MODELS)
+    for backend in BACKENDS:
+        if not backends.is_available(backend):
+            print(f"{prefix} stream {backend}: not installed")
+            continue
+        if backend not in reference["crops"]:
+            failures.append(f"stream {backend}: the host wrote no reference for it (install it in the host .venv)")
+            continue
+        with cost.part(f"{backend} load"):
+            es = EyeState(model=bundle, backend=backend, precision=reference["precision"])
+        tolerance = float(es.artifact.get("tolerance", DEFAULT_TOLERANCE))
+        with cost.part(f"{backend} crops"):
+            replayed = replay_crops(es, reference["timeline"], crops)
+        crop_diff = compare_stream(reference["crops"][backend], replayed,
+                                   Tolerance(logit=tolerance, temperature=es.temperature))
+        clip_diff = None
+        if clip is not None and backend in clip_ref["runs"]:
+            with cost.part(f"{backend} clip"):
+                replayed = replay_clip(es, clip_locator, clip)
+            clip_diff = compare_stream(clip_ref["runs"][backend], replayed,
+                                       Tolerance(prob=CLIP_PROB_TOLERANCE, box=CLIP_BOX_TOLERANCE_PX))
+        lines, ok = stream_backend_lines(backend, crop_diff, clip_diff, tolerance, prefix,
+                                         f"stream {backend}" in known)
+        print("\n".join(lines))
+        if not ok:
+            failures.append(f"stream {backend}: the replay differs from the host's")
+    for backend in locator_backends if reference.get("locator") and frames else ():
+        want = reference["locator"].get(backend) or next(iter(reference["locator"].values()))
+        with cost.part(f"locator {backend}"):
+            located = locate_frames(MediaPipeLocator(models=folder / STREAM_MODELS, backend=backend), frames)
+        lines, ok = locator_lines(backend, compare_locations(want, located), prefix,
+                                  f"stream locator {backend}" in known)
+        print("\n".join(lines))
+        if not ok:
+            failures.append(f"stream locator {backend}: eye locations differ from the host's")
+    print(cost.line())
+    return _finish(failures, prefix)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -341,6 +877,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes.add_argument("--label", default="venv")
     sizes.add_argument("--min-mb", type=float, default=0.5)
     sizes.set_defaults(run=cmd_sizes)
+    reference = sub.add_parser("stream-reference", help="HOST: write the stream scenario's inputs and outputs")
+    reference.add_argument("out", help="folder to write into (copied into the root)")
+    reference.add_argument("--model", default=None)
+    reference.add_argument("--seed", type=int, default=0)
+    reference.add_argument("--locator-models", action="append", default=[], metavar="DIR",
+                           help="folder with the landmark locator's files, tried before the user cache (repeatable)")
+    reference.set_defaults(run=cmd_stream_reference)
+    stream = sub.add_parser("stream", help="replay the host's stream scenario here and compare")
+    stream.add_argument("dir", help="the folder stream-reference wrote")
+    stream.add_argument("--model", default=None)
+    stream.add_argument("--prefix", default="arm64")
+    stream.add_argument("--known-failure", action="append", default=[], metavar="'stream BACKEND'",
+                        help="'stream BACKEND' or 'stream locator BACKEND' known to differ here: reported, not fatal")
+    stream.set_defaults(run=cmd_stream)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

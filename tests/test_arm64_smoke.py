@@ -1,13 +1,19 @@
 """scripts/arm64-smoke and its in-root checker, without the emulation (that runs from .ci/run).
 
 The shell script is checked for syntax (and by shellcheck where installed); the checker's comparison, its report
-lines and its whole ``parity`` command run on the host against the tiny bundle, with the device made to look ARM.
+lines and its whole ``parity`` command run on the host against the tiny bundle, with the device made to look ARM;
+the stream check's host half writes its reference, its root half replays it here against itself, and perturbed
+copies must fail with lines that name what moved.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
+import io
 import json
+import math
 import os
 import re
 import shutil
@@ -64,6 +70,13 @@ def test_smoke_script_unmounts_on_every_exit_and_reads_no_emulated_timings():
     assert "trap cleanup EXIT" in text
     assert '${EYESDK_ARM64_CPUS:-cortex-a72 cortex-a76}' in text and 'QEMU_CPU="$QEMU_MODEL"' in text
     assert "eyesdk-bench --quick" in text and "p50" not in text
+
+
+def test_smoke_script_writes_the_stream_reference_on_the_host_and_replays_it_on_every_cpu():
+    text = SMOKE.read_text()
+    assert '"$HOST_PY" scripts/arm64_check.py stream-reference "$WORK/stream"' in text
+    assert text.count('stream_check "$VENV"') == 2  # the first CPU, then inside the loop over the others
+    assert 'check "stream-$QEMU_MODEL" "$1" stream "$WORK_IN/stream"' in text
 
 
 # ------------------------------------------------------------------------------------------------ comparison
@@ -248,3 +261,262 @@ def test_sizes_command_lists_numpy(capsys):
     assert check.main(["sizes", "--label", "host", "--min-mb", "1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("arm64 installed MB (host): total ") and "numpy " in out
+
+
+# ------------------------------------------------------------------------------------------------ stream parity
+
+
+@pytest.fixture(scope="module")
+def stream_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The host half, written once: the crop half always, the locator half when scripts/test fetched the models."""
+    from face_paths import LOCATOR_MODELS
+
+    out = tmp_path_factory.mktemp("stream")
+    with capture_stdout() as text:
+        assert check.main(["stream-reference", str(out), "--locator-models", str(LOCATOR_MODELS)]) == 0
+    return out, text.getvalue()
+
+
+@contextlib.contextmanager
+def capture_stdout():
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield buffer
+
+
+def _reference(folder: Path) -> dict:
+    return json.loads((folder / check.STREAM_REFERENCE).read_text())
+
+
+def _perturbed_copy(folder: Path, tmp_path: Path, change) -> Path:
+    copy = tmp_path / "perturbed"
+    shutil.copytree(folder, copy)
+    document = _reference(copy)
+    change(document)
+    (copy / check.STREAM_REFERENCE).write_text(json.dumps(document))
+    return copy
+
+
+def test_stream_timeline_has_jitter_drops_a_gap_and_one_eyed_stretches():
+    timeline = check.stream_timeline()
+    times = np.array([t for t, _, _ in timeline])
+    steps = np.diff(times)
+    assert (steps > 0).all()
+    assert steps.max() > 1.0  # the gap: longer than EventConfig.max_gap
+    assert ((steps > 1.5 / check.STREAM_FPS) & (steps < 0.5)).any()  # dropped frames
+    assert len(set(np.round(steps[steps < 1.5 / check.STREAM_FPS], 6))) > 10  # jittered, not a fixed rate
+    pairs = [(left is None, right is None) for _, left, right in timeline]
+    assert {(True, True), (False, True), (False, False)} <= set(pairs)
+    assert check.stream_timeline() == timeline and check.stream_timeline(1) != timeline
+
+
+def test_shifted_clip_moves_the_frame_by_whole_pixels():
+    frame = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
+    clip = check.shifted_clip(frame, count=3, step=(3, 2))
+    assert [f.shape for f in clip] == [frame.shape] * 3 and np.array_equal(clip[0], frame)
+    assert np.array_equal(clip[2][4:, 6:], frame[:-4, :-6])
+    assert np.array_equal(clip[2][:4, 6:], np.broadcast_to(frame[0, :-6], (4, 24, 3)))  # edge repeated
+
+
+def test_stream_scenario_covers_every_kind_of_closure_alarm_and_unknown(stream_reference):
+    folder, _ = stream_reference
+    document = _reference(folder)
+    assert document["schema"] == check.STREAM_SCHEMA
+    for backend, run in document["crops"].items():
+        updates = run["updates"]
+        assert len(updates) == len(document["timeline"]) > 300, backend
+        kinds = [e[0] for u in updates for e in u["events"]]
+        assert {"blink", "long_blink", "microsleep"} <= set(kinds), (backend, kinds)
+        assert [e[4] for e in run["close"]] == [True], "the closure still going at the end is clipped"
+        raised = {a[0] for u in updates for a in u["alarms"] if a[2]}
+        assert raised == {"microsleep", "drowsy"}, backend
+        assert {u["state"] for u in updates} == {"open", "closed", "unknown"}
+        assert any(u["perclos"] is not None for u in updates)
+
+
+def test_stream_reference_checked_against_itself_passes(stream_reference, capsys):
+    folder, written = stream_reference
+    assert written.startswith("arm64 stream reference (host): ")
+    assert check.main(["stream", str(folder), "--prefix", "arm64 host"]) == 0
+    out = capsys.readouterr().out
+    updates = len(check.stream_timeline())
+    for backend in backends.available_backends():
+        line = next(line for line in out.splitlines() if line.startswith(f"arm64 host stream {backend}: "))
+        assert f": match: crops {updates}/{updates} updates (5 events, 2 alarms raised: exact; max |dlogit| 0," in line
+    if (folder / check.STREAM_MODELS).is_dir():
+        assert "clip 5/5 frames (max |dprob_open| 0, tolerance 0.05; max box error 0 px, tolerance 2 px)" in out
+        assert "arm64 host stream locator tflite: match: 4/4 eyes on 2 frames (max centre error 0 px" in out
+    else:
+        assert "arm64-smoke: NOTE: no landmark locator models on the host" in written
+        assert "clip skipped (no locator reference)" in out and "arm64 host stream locator: skipped" in out
+    assert re.search(r"^wall clock of this check's parts \(where CI time goes; not a speed\): imports [0-9.]+ s, ",
+                     out, re.M)
+    assert "FAILED" not in out
+
+
+def test_a_perturbed_reference_fails_with_named_lines(stream_reference, tmp_path, monkeypatch, capsys):
+    folder, _ = stream_reference
+    monkeypatch.setattr(backends, "is_available", lambda b: b == "onnxruntime")  # one backend keeps it quick
+    document = _reference(folder)
+    run = document["crops"]["onnxruntime"]["updates"]
+    moved = next(i for i, u in enumerate(run) if u["events"])
+    off = next(i for i, u in enumerate(run) if u["eyes"]["left"]["logit"] is not None)
+
+    def perturb(doc: dict) -> None:
+        updates = doc["crops"]["onnxruntime"]["updates"]
+        updates[moved]["events"][0][1] -= 0.1  # the event starts 0.1 s earlier
+        eye = updates[off]["eyes"]["left"]
+        eye["logit"] += 0.01  # 5x the fp32 artifact's tolerance
+        eye["prob_open"] = 1 / (1 + math.exp(-eye["logit"]))
+        del updates[-1]  # the reference lacks an update the replay has
+
+    perturbed = _perturbed_copy(folder, tmp_path, perturb)
+    args = ["stream", str(perturbed), "--prefix", "arm64 cortex-a72"]
+    assert check.main(args) == 1
+    out = capsys.readouterr().out
+    kind, start, end = run[moved]["events"][0][:3]
+    t = run[moved]["t"]
+    assert f"arm64 cortex-a72 stream onnxruntime: MISMATCH: crops {len(run) - 3}/{len(run) - 1} updates" in out
+    assert (f"    update {moved} (t={t:.3f}): events {kind} {start:.3f}-{end:.3f}, reference {kind} "
+            f"{start - 0.1:.3f}-{end:.3f}") in out
+    assert re.search(rf"    update {off} \(t=[0-9.]+\) left: prob_open [0-9.]+, reference [0-9.]+ \(\|dlogit\| "
+                     r"0\.01[0-9]*, \|dprob_open\| [0-9.e-]+; tolerance \|dlogit\| 0\.0018\)", out)
+    assert f"    1 updates more than the reference's {len(run) - 1}" in out
+    assert "arm64 cortex-a72 FAILED: stream onnxruntime: the replay differs from the host's" in out
+    assert check.main([*args, "--known-failure", "stream onnxruntime"]) == 0
+    out = capsys.readouterr().out
+    assert f"    KNOWN FAILURE: update {moved} (t={t:.3f}): events" in out and "FAILED" not in out
+
+
+def test_a_known_stream_failure_that_matches_now_is_pointed_out(stream_reference, monkeypatch, capsys):
+    folder, _ = stream_reference
+    monkeypatch.setattr(backends, "is_available", lambda b: b == "onnxruntime")
+    assert check.main(["stream", str(folder), "--known-failure", "stream onnxruntime"]) == 0
+    assert "    listed as a known failure but matches now; drop it from the list" in capsys.readouterr().out
+
+
+def test_the_stream_check_refuses_another_bundle_or_schema(stream_reference, tmp_path, capsys):
+    folder, _ = stream_reference
+    other = _perturbed_copy(folder, tmp_path, lambda doc: doc.update(bundle="0" * 64))
+    assert check.main(["stream", str(other)]) == 1
+    assert re.search(r"arm64 FAILED: the host's reference is for bundle 000000000000, this root has [0-9a-f]{12}",
+                     capsys.readouterr().out)
+    (other / check.STREAM_REFERENCE).write_text(json.dumps({"schema": "something/1"}))
+    assert check.main(["stream", str(other)]) == 1
+    assert f"is not an {check.STREAM_SCHEMA} document" in capsys.readouterr().out
+
+
+def _stream_run(states: list[str]) -> dict:
+    eye = {"valid": True, "reason": None, "logit": 2.0, "prob_open": 0.8808, "box": [10, 10, 20, 20]}
+    updates = [{"t": i / 30, "state": s, "events": [], "alarms": [], "perclos": None, "blinks_per_minute": None,
+                "eyes": {"left": dict(eye), "right": {**eye, "valid": False, "reason": "no_eye", "logit": None,
+                                                      "prob_open": None, "box": None}}}
+               for i, s in enumerate(states)]
+    updates[2]["events"] = [["blink", 1 / 30, 2 / 30, None, False]]
+    updates[2]["alarms"] = [["microsleep", 1 / 30, True]]
+    return {"updates": updates, "close": [["blink", 3 / 30, 0.2, None, True]]}
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        (lambda r: r["updates"].pop(), r"^update 3 \(t=0\.100\): missing from the replay$"),
+        (lambda r: r["updates"][1].update(state="open"), r"^update 1 \(t=0\.033\): state open, reference closed$"),
+        (lambda r: r["updates"][2]["events"][0].__setitem__(2, 0.1),
+         r"^update 2 \(t=0\.067\): events blink 0\.033-0\.100, reference blink 0\.033-0\.067$"),
+        (lambda r: r["updates"][2].update(alarms=[]),
+         r"^update 2 \(t=0\.067\): alarms \[\], reference \[\['microsleep', 0\.0333\d*, True\]\]$"),
+        (lambda r: r["updates"][0].update(perclos=0.1), r"^update 0 \(t=0\.000\): perclos 0\.1, reference None$"),
+        (lambda r: r["updates"][0]["eyes"]["left"].update(logit=2.1, prob_open=0.8909),
+         r"^update 0 \(t=0\.000\) left: prob_open 0\.890900, reference 0\.880800 \(\|dlogit\| 0\.1"),
+        (lambda r: r["updates"][0]["eyes"]["left"].update(valid=False, reason="blurred", logit=None),
+         r"^update 0 \(t=0\.000\) left: valid False \(blurred\), reference True \(None\)$"),
+        (lambda r: r["updates"][0]["eyes"]["left"].update(box=[12, 10, 20, 20]),
+         r"^update 0 \(t=0\.000\) left: box \[12, 10, 20, 20\], reference \[10, 10, 20, 20\] \(> 1 px\)$"),
+        (lambda r: r["updates"][0]["eyes"].pop("right"), r"^update 0 \(t=0\.000\): eyes \['left'\], reference"),
+        (lambda r: r.update(close=[]), r"^close\(\): events none, reference blink 0\.100-0\.200 clipped$"),
+    ],
+)
+def test_compare_stream_names_what_differs(change, line):
+    reference = _stream_run(["open", "closed", "open", "closed"])
+    assert check.compare_stream(reference, copy.deepcopy(reference), check.Tolerance(logit=1e-3)).ok
+    got = copy.deepcopy(reference)
+    change(got)
+    diff = check.compare_stream(reference, got, check.Tolerance(logit=0.05))
+    assert not diff.ok and len(diff.problems) == 1, diff.problems
+    assert re.search(line, diff.problems[0]), diff.problems[0]
+    assert diff.updates == 4 and diff.events == 2 and diff.alarms == 1
+
+
+def test_compare_stream_holds_the_clip_to_prob_open_and_boxes_and_logits_to_raw_units():
+    reference = _stream_run(["open"] * 4)
+    got = copy.deepcopy(reference)
+    got["updates"][0]["eyes"]["left"].update(logit=2.5, prob_open=0.9241)
+    clip = check.compare_stream(reference, got, check.Tolerance(prob=check.CLIP_PROB_TOLERANCE))
+    assert clip.ok and clip.max_dprob == pytest.approx(0.0433) and clip.max_dlogit == pytest.approx(0.5)
+    assert not check.compare_stream(reference, got, check.Tolerance(prob=0.04)).ok
+    # a calibrated logit 0.5 apart at temperature 0.002 is 0.001 raw: within a 0.0018 tolerance
+    assert check.compare_stream(reference, got, check.Tolerance(logit=0.0018, temperature=0.002)).ok
+    assert not check.compare_stream(reference, got, check.Tolerance(logit=0.0018, temperature=1.0)).ok
+    got["updates"][1]["eyes"]["left"]["box"] = [12, 8, 20, 20]
+    assert check.compare_stream(reference, got, check.Tolerance(box=check.CLIP_BOX_TOLERANCE_PX)).ok
+    assert not check.compare_stream(reference, got, check.Tolerance()).ok  # single frames: 1 px
+
+
+def _eyes(dx: float = 0.0) -> list[list[dict]]:
+    return [[{"side": "left", "center": [100.0 + dx, 80.0], "width": 20.0, "angle": 0.1, "box": [75, 55, 50, 50]},
+             {"side": "right", "center": [160.0, 80.0], "width": 20.0, "angle": 0.1, "box": [135, 55, 50, 50]}]]
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        (lambda f: f[0][0]["center"].__setitem__(0, 100.6), r"^frame 0 left eye: centre 0\.6 px from the reference"),
+        (lambda f: f[0][1].update(width=20.7), r"^frame 0 right eye: width 20\.70, reference 20\.00 px$"),
+        (lambda f: f[0][0].update(angle=0.12), r"^frame 0 left eye: roll 0\.1200, reference 0\.1000 rad$"),
+        (lambda f: f[0][0].update(box=[73, 55, 50, 50]), r"^frame 0 left eye: box \[73, 55, 50, 50\], reference"),
+        (lambda f: f[0].pop(), r"^frame 0: eyes \['left'\], reference \['left', 'right'\]$"),
+        (lambda f: f.append([]), r"^2 frames located, reference 1$"),
+    ],
+)
+def test_compare_locations_names_what_differs(change, line):
+    assert check.compare_locations(_eyes(), _eyes(0.3)).ok  # within LOCATOR_TOLERANCE_PX
+    got = _eyes()
+    change(got)
+    diff = check.compare_locations(_eyes(), got)
+    assert not diff.ok and re.search(line, diff.problems[0]), diff.problems
+
+
+def test_locator_lines_report_the_worst_error_and_mark_known_failures():
+    got = _eyes(0.6)
+    diff = check.compare_locations(_eyes(), got)
+    lines, ok = check.locator_lines("openvino", diff, "arm64 cortex-a72")
+    assert not ok and lines == [
+        "arm64 cortex-a72 stream locator openvino: MISMATCH: 1/2 eyes on 1 frames (max centre error 0.6 px, "
+        "tolerance 0.5 px; max box error 0 px)",
+        "    frame 0 left eye: centre 0.6 px from the reference (> 0.5 px)",
+    ]
+    lines, ok = check.locator_lines("openvino", diff, known=True)
+    assert ok and lines[1].startswith("    KNOWN FAILURE: frame 0 left eye")
+
+
+def test_stream_lines_show_only_the_first_problems():
+    diff = check.StreamDiff(updates=10, matched=0, problems=[f"update {i}: state" for i in range(10)])
+    lines, ok = check.stream_backend_lines("tflite", diff, None, 0.0018)
+    assert not ok and len(lines) == 1 + check.SHOWN_PROBLEMS + 1
+    assert lines[0].startswith("arm64 stream tflite: MISMATCH: crops 0/10 updates")
+    assert lines[0].endswith("; clip skipped (no locator reference)")
+    assert lines[-1] == f"    ... and {10 - check.SHOWN_PROBLEMS} more"
+
+
+def test_stream_reference_without_locator_models_notes_the_skip(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(check, "find_locator_models", lambda candidates: None)
+    monkeypatch.setattr(backends, "is_available", lambda b: b == "onnxruntime")
+    assert check.main(["stream-reference", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "arm64-smoke: NOTE: no landmark locator models on the host (eyesdk models fetch-locator): the stream " \
+           "check's locator half is skipped; the crop half runs" in out
+    assert out.splitlines()[-1].endswith("on onnxruntime; locator half skipped")
+    assert _reference(tmp_path)["locator"] is None and not (tmp_path / check.STREAM_MODELS).exists()
+    assert check.main(["stream", str(tmp_path)]) == 0
+    assert "arm64 stream locator: skipped (the host wrote no locator reference)" in capsys.readouterr().out
