@@ -8,7 +8,7 @@ model files come from ``eyesdk models fetch-locator`` (eyesdk.locators.models).
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class MediaPipeLocator:
         redetect_every: int | None = None,
         color: str = "bgr",
         backend: str = "auto",
-        models: Path | None = None,
+        models: str | os.PathLike[str] | None = None,
     ) -> None:
         if color not in ("bgr", "rgb"):
             raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")

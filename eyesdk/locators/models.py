@@ -87,9 +87,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def missing(keys: tuple[str, ...] = LOCATOR_FILES, root: Path | None = None) -> list[str]:
+def missing(keys: tuple[str, ...] = LOCATOR_FILES, root: str | os.PathLike[str] | None = None) -> list[str]:
     """Keys whose file is absent or has the wrong size (a cheap check; ``model_path`` verifies the hash)."""
-    root = root or models_dir()
+    root = models_dir() if root is None else Path(root)
     out = []
     for key in keys:
         spec = MODEL_FILES[key]
@@ -99,10 +99,10 @@ def missing(keys: tuple[str, ...] = LOCATOR_FILES, root: Path | None = None) -> 
     return out
 
 
-def model_path(key: str, root: Path | None = None) -> Path:
+def model_path(key: str, root: str | os.PathLike[str] | None = None) -> Path:
     """The verified path of one model file; LocatorModelMissingError with the fetch command when absent."""
     spec = MODEL_FILES[key]
-    path = (root or models_dir()) / spec.filename
+    path = (models_dir() if root is None else Path(root)) / spec.filename
     if not path.is_file():
         extra = " --iris" if key == "iris_landmarks" else ""
         raise LocatorModelMissingError(

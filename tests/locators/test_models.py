@@ -40,6 +40,15 @@ def test_fetch_from_a_wheel_extracts_and_verifies(fake: Path, tmp_path: Path) ->
     assert models.fetch(root=root) == paths  # already there: nothing downloaded (no wheel needed)
 
 
+def test_a_string_folder_works_like_a_path(fake: Path, tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    models.fetch(wheel=fake, root=root)
+    assert models.model_path("face_detector", str(root)) == models.model_path("face_detector", root)
+    assert models.missing(root=str(root)) == []
+    with pytest.raises(LocatorModelMissingError, match=r"run `eyesdk models fetch-locator` once"):
+        models.model_path("face_detector", str(tmp_path / "empty"))
+
+
 def test_the_default_cache_follows_eyesdk_cache_dir(private_cache: Path) -> None:
     assert models.models_dir() == private_cache / "locator" / "mediapipe-0.10.21"
 
