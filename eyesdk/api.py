@@ -22,7 +22,7 @@ from . import selection, tune
 from .backends.base import check_threads
 from .bundle import Bundle, load_bundle, load_default_bundle
 from .errors import BackendRuntimeError, InvalidCropError
-from .preprocess import check_sides, preprocess_grey, to_grey
+from .preprocess import check_sides, model_feed, to_grey
 
 Crop = Any  # np.ndarray | str | os.PathLike | PIL.Image.Image (PIL is never imported here)
 # Crops preprocessed (and run) together in predict_batch, whether they come as a list or a stack: memory stays a
@@ -101,6 +101,7 @@ class EyeState:
         self._runner = chosen.runner
         self._run = chosen.runner.run
         self._contract = bundle.contract
+        self._feed = model_feed(bundle.contract)  # resize (+ standardize unless the artifact does it), chosen once
         self._size = bundle.contract.size
         self._inv_t = 1.0 / self.temperature
         self._labels = bundle.labels  # ("closed", "open"): index = is_open
@@ -115,7 +116,7 @@ class EyeState:
 
     def predict(self, crop: Crop) -> EyePrediction:
         """Classify one eye crop (see ``eyesdk.preprocess.ACCEPTED`` for the accepted forms)."""
-        x = preprocess_grey(to_grey(crop, self.color), self._contract)
+        x = self._feed(to_grey(crop, self.color))
         try:  # free unless it raises (Python 3.11+ zero-cost try)
             z = float(self._run(x.reshape(1, 1, self._size, self._size))[0])
         except Exception as exc:
@@ -157,7 +158,7 @@ class EyeState:
         if isinstance(chunk, np.ndarray) and chunk.ndim == 3 and chunk.dtype == np.uint8:
             n, h, w = chunk.shape  # a uint8 stack: checked once, preprocessed in one call
             check_sides(h, w, "crops are")
-            return preprocess_grey(chunk, self._contract)
+            return self._feed(chunk)
         greys = []
         for i, crop in enumerate(chunk):  # per crop: floats need to_grey's range checks, colour its channel order
             try:
@@ -168,8 +169,8 @@ class EyeState:
             return np.empty((0, self._size, self._size), dtype=np.float32)
         shape = greys[0].shape
         if all(g.shape == shape for g in greys):
-            return preprocess_grey(np.stack(greys), self._contract)
-        return np.stack([preprocess_grey(g, self._contract) for g in greys])
+            return self._feed(np.stack(greys))
+        return np.stack([self._feed(g) for g in greys])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits (N,) float32 of an already preprocessed (N, 1, S, S) float32 batch (benchmarks, parity)."""

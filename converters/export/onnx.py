@@ -136,7 +136,8 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
     del proto.metadata_props[:]
     entries = kept + [(METADATA_PREFIX + k, v) for k, v in sorted(metadata.items())]
     onnx.helper.set_model_props(proto, dict(entries))
-    proto.doc_string = "eyesdk eye-state model: (N, 1, S, S) standardized crops -> (N, 1) logit of 'open'"
+    proto.doc_string = ("eyesdk eye-state model: (N, 1, S, S) crops as metadata 'preprocess' says (standardized, or "
+                        "resized only where normalization_in_model) -> (N, 1) logit of 'open'")
 
 
 def read_metadata(path: Path) -> dict[str, str]:
