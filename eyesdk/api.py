@@ -30,9 +30,10 @@ Crop = Any  # np.ndarray | str | os.PathLike | PIL.Image.Image (PIL is never imp
 # chunk's worth however long the batch (one 64 x 90 x 90 float copy is ~2 MB).
 _PREPROCESS_CHUNK = 64
 _MAX_CHUNK = 1024  # crops per backend call in logits(): bounds memory, amortises the per-call overhead
-# From this many crops a call goes to the batch runner (a dynamic-batch artifact beside a fixed-batch winner): below
-# it, a few batch-1 invokes cost less than one call of the other runtime (BATCH_MIN measured in docs/performance.md).
-_BATCH_MIN = 8
+# From this many crops a call goes to the batch runner (a dynamic-batch artifact beside a fixed-batch winner). Measured
+# on the default bundle, µs per call, LiteRT batch-1 invokes vs one ONNX Runtime call: n=1 15 vs 21, n=2 32 vs 29,
+# n=8 144 vs 75, n=32 853 vs 401 (docs/performance.md): one crop stays on the predict runner, two already do not.
+_BATCH_MIN = 2
 
 
 @dataclass(frozen=True, slots=True)
