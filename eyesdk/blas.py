@@ -1,9 +1,9 @@
 """numpy's OpenBLAS held to one thread while eyesdk's batch pipeline runs: the one place eyesdk touches it.
 
 ``predict_batch`` with ``threads >= 2`` preprocesses the next chunk in the calling thread while a worker runs the
-model on the current one, so both cores are busy already. OpenBLAS's own threads then only compete with that
-worker: on the 2-core machine the resize GEMM of a 64 x 90 x 90 stack took 8.4 µs per crop with OpenBLAS's two
-threads and 5.3 µs with one (/work/coord/perf-notes.md). threadpoolctl would do this, but it is not a dependency;
+model on the current one, so both cores are busy already; OpenBLAS's own threads would only compete with that worker
+(on the 2-core machine one large resize GEMM ran 7.3 ms with OpenBLAS's two threads and 4.2 ms with one, measured
+while other jobs shared the cores). threadpoolctl would do this, but it is not a dependency;
 the library numpy loaded is found in this process's memory map (Linux) or beside numpy (``numpy.libs``), and its
 thread count is set through its own C functions with ctypes. Where neither is found (another BLAS, another OS)
 nothing is changed: ``available()`` says so.

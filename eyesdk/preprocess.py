@@ -223,7 +223,9 @@ def _grey_of(part: np.ndarray, channels: int, color: str, whole: np.ndarray) -> 
         pixels *= 255.0
     else:
         raise InvalidCropError(f"crop dtype {part.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
-    if channels in (0, 1):
+    if channels == 0:  # already (h, w): the predict() hot path for grey crops
+        return pixels
+    if channels == 1:
         return pixels.reshape(h, w)
     return pixels @ _GREY_BGR
 
