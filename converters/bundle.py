@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eyesdk.atomic import atomic_write_text
-from eyesdk.bundle import LABELS, MANIFEST, SCHEMA, file_sha256
+from eyesdk.bundle import LABELS, MANIFEST, file_sha256, schema_for
 from eyesdk.errors import EyeSDKError
 from eyesdk.formats import FORMATS, PRECISIONS
 from eyesdk.metrics import f1_score, fit_temperature, predict_open
@@ -288,7 +288,7 @@ def _manifest(stage: Path, name: str, model: nn.Module, ckpt: Mapping[str, Any],
               accepted: list[ValidationResult], rejected: list[ValidationResult]) -> dict[str, Any]:
     """Everything manifest.json says but the file checksums (added last, by write_manifest)."""
     return {
-        "schema": SCHEMA,
+        "schema": schema_for(contract),
         "name": name,
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "eyesdk_version": exporters.eyesdk_version(),
