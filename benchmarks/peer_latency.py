@@ -106,7 +106,7 @@ def command(peer_spec: str, model: Path | None, crop_path: Path | None, every: b
     if auto["vs_peer_run"] is not None:
         met = auto["vs_peer_run"] <= TARGET_RATIO
         click.echo(f"issue 11 target <= {TARGET_RATIO:.2f}x the peer's bare session.run: "
-                   f"{'met' if met else 'not met'} ({_ratio(auto['vs_peer_run'])})")
+                   f"{'met' if met else 'not met'} ({auto['vs_peer_run']:.3f}x)")
     if json_path is not None:
         write_json(json_path, {
             "schema": SCHEMA, "command": options.command_line(ctx), "device": device_block(),
