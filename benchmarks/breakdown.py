@@ -26,19 +26,21 @@ WHOLE = "whole predict"
 
 def stages(es: Any, crop: np.ndarray) -> dict[str, Callable[[], object]]:
     """The whole call and each of its stages, each on the input the previous stage produced from ``crop``."""
-    from eyesdk.preprocess import resize_grey, standardize, to_grey
+    from eyesdk.preprocess import resize_grey, standardize, standardize_step, to_grey
 
     contract = es.bundle.contract
     grey = to_grey(crop)
     resized = resize_grey(grey, contract.size)
-    x = standardize(resized, contract.std_floor).reshape(1, 1, contract.size, contract.size)
-    return {
+    x = standardize_step(contract)(resized).reshape(1, 1, contract.size, contract.size)
+    timed = {
         WHOLE: partial(es.predict, crop),
         "grey conversion": partial(to_grey, crop),
         f"resize to {contract.size}x{contract.size}": partial(resize_grey, grey, contract.size),
         "standardization": partial(standardize, resized, contract.std_floor),
-        f"inference ({es.backend} {es.precision})": partial(es.logits, x),
     }
+    if contract.normalization_in_model:  # the artifact standardizes its input: inference includes that step
+        del timed["standardization"]
+    return {**timed, f"inference ({es.backend} {es.precision})": partial(es.logits, x)}
 
 
 def shares(times: dict[str, np.ndarray]) -> list[tuple[str, float, float]]:

@@ -110,7 +110,7 @@ def load_labelled(
 
 def _packed(pack: Any, contract: PreprocessContract, subjects_from: str | None, max_samples: int | None) -> Any:
     """The same selection as for image sources (one fold's subjects, a seeded cap), read from a pack's rows."""
-    if pack.contract != contract:
+    if pack.contract != contract.as_trained():
         raise ValueError(f"the pack holds {pack.contract.size} px crops ({pack.contract.to_dict()}) but the bundle's "
                          f"contract is {contract.to_dict()}; pack the data with --size {contract.size}")
     rows = np.arange(len(pack))
@@ -119,7 +119,7 @@ def _packed(pack: Any, contract: PreprocessContract, subjects_from: str | None, 
         rows = rows[np.isin(pack.table.subjects[pack.table.subject_codes], keep)]
         if not len(rows):
             raise ValueError(f"no crop of the pack belongs to {subjects_from}")
-    return pack.load(subsample(rows, max_samples) if max_samples is not None else rows)
+    return pack.load(subsample(rows, max_samples) if max_samples is not None else rows, contract)
 
 
 def _labelled(crops: Any, asked: int, specs: Sequence[str | Path], contract: PreprocessContract,

@@ -10,6 +10,7 @@ build leaves beside the target is removed by the next successful build (``stagin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eyesdk.atomic import atomic_write_text
-from eyesdk.bundle import LABELS, MANIFEST, SCHEMA, file_sha256
+from eyesdk.bundle import LABELS, MANIFEST, file_sha256, schema_for
 from eyesdk.errors import EyeSDKError
 from eyesdk.formats import FORMATS, PRECISIONS
 from eyesdk.metrics import f1_score, fit_temperature, predict_open
-from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract
+from eyesdk.preprocess import DEFAULT_CONTRACT, PreprocessContract, standardize
 
 from . import export as exporters
 from . import staging
@@ -128,6 +129,12 @@ def checkpoint_contract(ckpt: Mapping[str, Any]) -> PreprocessContract:
     return PreprocessContract.from_dict(dict(data)) if data else DEFAULT_CONTRACT
 
 
+def export_contract(ckpt: Mapping[str, Any], standardize_in_model: bool) -> PreprocessContract:
+    """The contract a bundle of this checkpoint is written with: the training one, standardizing in the graph
+    when asked (the only part of the contract that is an export choice)."""
+    return dataclasses.replace(checkpoint_contract(ckpt), normalization_in_model=bool(standardize_in_model))
+
+
 def _model_section(model: nn.Module, ckpt: Mapping[str, Any], size: int) -> dict[str, Any]:
     from .flops import count_macs
     from .model import count_params
@@ -159,6 +166,7 @@ def build_bundle(
     export_options: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     echo: Echo | None = None,
     temperature: float | None = None,
+    standardize_in_model: bool = False,
 ) -> Path:
     """Export every format x precision, validate and gate each, and write the passing ones as one bundle.
 
@@ -172,6 +180,11 @@ def build_bundle(
     the recipe's cross-validation (``eyesdk-convert cv``), which one unusual validation subject cannot skew; each
     artifact then gets it times its own drift (its fitted T over the reference's on the validation crops). None fits
     it on the validation crops.
+
+    ``standardize_in_model`` exports every artifact with the per-crop standardization inside its graph (the
+    manifest's contract says ``normalization_in_model``): ``x_val`` and ``x_calib`` are then the crops as the runtime
+    feeds them (resized, not standardized), and the PyTorch reference still sees ``standardize`` of them, so the
+    gates judge the in-graph arithmetic too.
     """
     if temperature is not None and not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
@@ -180,9 +193,9 @@ def build_bundle(
     fmts = _select(formats, list(FORMATS), "formats")
     precs = _select(precisions, list(PRECISIONS), "precisions")
     model, ckpt = _load_source(source)
-    contract = checkpoint_contract(ckpt)
+    contract = export_contract(ckpt, standardize_in_model)
     x_val, y_val, calib = _checked_inputs(x_val, y_val, x_calib, contract.size, "int8" in precs)
-    ref = _reference(model, x_val, y_val, make_probe(contract, probe_count), threshold, temperature)
+    ref = _reference(model, contract, x_val, y_val, make_probe(contract, probe_count), threshold, temperature)
     echo(f"reference (PyTorch fp32): {len(y_val)} validation crops, accuracy {100 * ref.accuracy:.2f}%, "
          f"F1 {100 * ref.f1:.2f}%, T {ref.temperature:.3f}"
          + (f"; {len(calib)} calibration crops" if calib is not None else ""))
@@ -236,13 +249,19 @@ def _checked_inputs(x_val: np.ndarray, y_val: np.ndarray, x_calib: np.ndarray | 
     return x_val, y_val, CalibrationSet(_as_crops(x_calib, size, "x_calib"))
 
 
-def _reference(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray, probe: np.ndarray,
-               threshold: float, temperature: float | None = None) -> _Reference:
+def _reference(model: nn.Module, contract: PreprocessContract, x_val: np.ndarray, y_val: np.ndarray,
+               probe: np.ndarray, threshold: float, temperature: float | None = None) -> _Reference:
+    """The trained model on the crops the artifacts are fed; it takes them standardized by numpy, whatever the
+    artifacts do (so an artifact that standardizes in its graph is judged on that arithmetic too)."""
+    if contract.normalization_in_model:
+        x_val, torch_probe = standardize(x_val, contract.std_floor), standardize(probe, contract.std_floor)
+    else:
+        torch_probe = probe
     logits = torch_logits(model, x_val)
     fitted = fit_temperature(logits, y_val)
     shipped = fitted if temperature is None else float(temperature)
     decisions = predict_open(logits, shipped, threshold)
-    return _Reference(logits, probe, torch_logits(model, probe), shipped, fitted,
+    return _Reference(logits, probe, torch_logits(model, torch_probe), shipped, fitted,
                       "validation fold" if temperature is None else "given (pooled out-of-fold)",
                       float(np.mean(decisions == y_val)), f1_score(y_val, decisions), int(y_val.sum()))
 
@@ -269,7 +288,7 @@ def _manifest(stage: Path, name: str, model: nn.Module, ckpt: Mapping[str, Any],
               accepted: list[ValidationResult], rejected: list[ValidationResult]) -> dict[str, Any]:
     """Everything manifest.json says but the file checksums (added last, by write_manifest)."""
     return {
-        "schema": SCHEMA,
+        "schema": schema_for(contract),
         "name": name,
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "eyesdk_version": exporters.eyesdk_version(),

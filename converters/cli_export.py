@@ -23,6 +23,8 @@ from eyesdk.formats import FORMATS, PRECISIONS
 from .pipeline import DEFAULT_CACHE, DEFAULT_FOLDS, SHIPPED_SIZE
 
 if TYPE_CHECKING:
+    from eyesdk.preprocess import PreprocessContract
+
     from .pipeline import PreparedData
 
 DEFAULT_CALIBRATION = 300
@@ -100,6 +102,10 @@ def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--temperature", "temperature", default=None, metavar="T|CV_JSON", callback=_temperature,
                      help="Ship this calibration: a number, or the cv.json of `eyesdk-convert cv` (its pooled "
                           "out-of-fold temperature). Default: fitted on the validation fold."),
+        click.option("--standardize-in-model/--standardize-in-runtime", "standardize_in_model", default=True,
+                     show_default=True,
+                     help="Put the per-crop standardization inside every exported graph (the runtime then feeds "
+                          "resized crops and skips its numpy call), or leave it to the runtime (older bundles)."),
         click.option("--quiet", is_flag=True, help="No progress bars while decoding."),
     ]
     for option in reversed(options):
@@ -108,9 +114,11 @@ def export_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def split_for_export(
-    data: PreparedData, val_fold: int, test_fold: int | None, calib_count: int
+    data: PreparedData, val_fold: int, test_fold: int | None, calib_count: int,
+    contract: PreprocessContract | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x_val, y_val, x_calib): the validation fold, and evenly spaced crops from the training folds."""
+    """(x_val, y_val, x_calib): the validation fold, and evenly spaced crops from the training folds, as the
+    artifacts of ``contract`` (default: the data's) take them."""
     folds = np.asarray(data.folds)
     present = sorted(set(folds.tolist()))
     if val_fold not in present:
@@ -125,7 +133,8 @@ def split_for_export(
     picked = picked[np.linspace(0, len(picked) - 1, min(calib_count, len(picked))).round().astype(np.int64)]
     calib = np.zeros_like(train)
     calib[picked] = True
-    return data.standardized(val), data.y[val], data.standardized(calib)
+    contract = contract or data.contract
+    return data.fed(val, contract), data.y[val], data.fed(calib, contract)
 
 
 def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **kw: Any) -> Path:
@@ -133,7 +142,7 @@ def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **k
 
     ``kw`` are the options of :func:`export_options`; returns the bundle directory.
     """
-    from .bundle import NoArtifactPassedError, build_bundle, checkpoint_contract
+    from .bundle import NoArtifactPassedError, build_bundle, checkpoint_contract, export_contract
     from .checkpoint import load_model
     from .pipeline import prepare_data
 
@@ -151,13 +160,15 @@ def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **k
     ckpt["data_summary"] = {**summary, "folds_file": summary.get("folds_file", str(kw["folds_file"]))}
     val_fold = kw["val_fold"] if kw["val_fold"] is not None else int(summary.get("val_fold", 0))
     test_fold = summary.get("test_fold")
-    x_val, y_val, x_calib = split_for_export(data, val_fold, test_fold, kw["calib_count"])
+    x_val, y_val, x_calib = split_for_export(data, val_fold, test_fold, kw["calib_count"],
+                                             export_contract(ckpt, kw.get("standardize_in_model", False)))
     click.echo(f"checkpoint {checkpoint}: validating on fold {val_fold} ({len(y_val)} crops), "
                f"calibrating on {len(x_calib)} training crops")
     try:
         return build_bundle((model, ckpt), x_val, y_val, x_calib, kw["out"], formats=kw["formats"],
                             precisions=kw["precisions"], gates=kw["gates"], name=kw["name"],
-                            probe_count=kw["probe_count"], echo=click.echo, temperature=kw["temperature"])
+                            probe_count=kw["probe_count"], echo=click.echo, temperature=kw["temperature"],
+                            standardize_in_model=kw.get("standardize_in_model", False))
     except NoArtifactPassedError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CLOSED, OPEN = LABELS.index("closed"), LABELS.index("open")  # label = index into the bundle labels
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
-CACHE_FORMAT = 2  # 2: resized-only crops are kept in [0, 255], as resize_grey returns them
+CACHE_FORMAT = 3  # 2: resized-only crops are kept in [0, 255], as resize_grey returns them; 3: its rows-first order
 
 # MRL: s0012_01234_0_1_1_2_1_02.png =
 # subject, image id, gender, glasses, eye state, reflections, lighting, sensor.

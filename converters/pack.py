@@ -291,13 +291,16 @@ class Pack:
     def __len__(self) -> int:
         return len(self.crops)
 
-    def load(self, rows: np.ndarray | None = None) -> LoadedCrops:
+    def load(self, rows: np.ndarray | None = None, contract: PreprocessContract | None = None) -> LoadedCrops:
         """Model-ready crops of some rows (all by default), as `datasets.load_crops` returns them for files:
-        standardized crop by crop through the contract, with their labels and samples."""
+        standardized crop by crop through the contract (or ``contract``: a bundle's, which may standardize inside
+        its artifacts; it must describe the pack's crops), with their labels and samples."""
         from .pipeline import model_inputs
 
+        if contract is not None and contract.as_trained() != self.contract:
+            raise ValueError(f"the pack holds crops of contract {self.contract.to_dict()}, not {contract.to_dict()}")
         rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
-        x = model_inputs(self.crops.take(rows), self.contract)
+        x = model_inputs(self.crops.take(rows), contract or self.contract)
         return LoadedCrops(x=x, y=self.table.labels[rows], samples=self.table.read_samples(rows), bad=[])
 
     def _table(self, rows: list[tuple[np.ndarray, list[str], list[str]]]) -> SampleTable:

@@ -41,6 +41,14 @@ class PreparedData:
         """Model inputs of the masked crops: bit for bit what the runtime's `preprocess_grey` makes of each file."""
         return ModelInputs(self.x[mask], self.contract)
 
+    def fed(self, mask: np.ndarray, contract: PreprocessContract) -> ModelInputs:
+        """The masked crops as artifacts exported under ``contract`` take them (resized only, where they
+        standardize in their graph); ``contract`` must describe the same crops as the data's own."""
+        if contract.as_trained() != self.contract.as_trained():
+            raise ValueError(f"the data was prepared with contract {self.contract.to_dict()}, not "
+                             f"{contract.as_trained().to_dict()}")
+        return ModelInputs(self.x[mask], contract)
+
     def subset(self, mask: np.ndarray) -> list[Sample]:
         return self.table.samples(mask)
 
@@ -50,11 +58,15 @@ class PreparedData:
 
 
 def model_inputs(resized: np.ndarray, contract: PreprocessContract) -> np.ndarray:
-    """Standardized (N, S, S) float32 of resized crops in [0, 255]: `standardize` of each crop on its own.
+    """What the contract's artifacts take, (N, S, S) float32, of resized crops in [0, 255]: `standardize` of each
+    crop on its own, or the resized crops as they are where the artifact standardizes itself
+    (`normalization_in_model`).
 
     One crop at a time because that is what `EyeState.predict` computes, and numpy's batched reductions sum in
     another order (up to 4e-7 apart): crop by crop, what validation, evaluation and export see is the runtime's bits.
     """
+    if contract.normalization_in_model:
+        return np.array(resized, dtype=np.float32)
     out = np.empty(resized.shape, np.float32)
     for i, crop in enumerate(resized):
         out[i] = standardize(np.asarray(crop, dtype=np.float32), contract.std_floor)
@@ -62,7 +74,8 @@ def model_inputs(resized: np.ndarray, contract: PreprocessContract) -> np.ndarra
 
 
 class ModelInputs:
-    """The standardized inputs of some crops, computed when read (`np.asarray`, or one index at a time).
+    """The model inputs of some crops (`model_inputs`: standardized, for training), computed when read
+    (`np.asarray`, or one index at a time).
 
     Validation runs every epoch in chunks, so a pack's validation fold is never held as float32 all at once.
     """

@@ -12,23 +12,28 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import selection, tune
+from . import blas, selection, tune
 from .backends.base import check_threads
 from .bundle import Bundle, load_bundle, load_default_bundle
 from .errors import BackendRuntimeError, InvalidCropError
-from .preprocess import check_sides, preprocess_grey, to_grey
+from .preprocess import check_sides, model_feed, to_grey
 
 Crop = Any  # np.ndarray | str | os.PathLike | PIL.Image.Image (PIL is never imported here)
 # Crops preprocessed (and run) together in predict_batch, whether they come as a list or a stack: memory stays a
 # chunk's worth however long the batch (one 64 x 90 x 90 float copy is ~2 MB).
 _PREPROCESS_CHUNK = 64
 _MAX_CHUNK = 1024  # crops per backend call in logits(): bounds memory, amortises the per-call overhead
+# From this many crops a call goes to the batch runner (a dynamic-batch artifact beside a fixed-batch winner). Measured
+# on the default bundle, µs per call, LiteRT batch-1 invokes vs one ONNX Runtime call: n=1 15 vs 21, n=2 32 vs 29,
+# n=8 144 vs 75, n=32 853 vs 401 (docs/performance.md): one crop stays on the predict runner, two already do not.
+_BATCH_MIN = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +61,9 @@ class EyeState:
         backend: "auto", "onnxruntime", "openvino" or "tflite". Explicit and not installed raises
             BackendUnavailableError; "auto" walks the device's candidate order (a cached ``eyesdk tune`` winner first).
         precision: "auto", "fp32", "fp16" or "int8".
-        threads: runtime threads, 1..the machine's CPUs; 1 is fastest for batch-1 calls of a net this small.
+        threads: runtime threads, 1..the machine's CPUs; 1 is fastest for batch-1 calls of a net this small. With
+            2 or more, ``predict_batch`` pipelines: it preprocesses the next chunk in the calling thread while a
+            worker thread runs the model on the current one (OpenBLAS held to one thread meanwhile).
         color: channel order of 3/4-channel numpy crops, "bgr" (OpenCV) or "rgb". PIL images and files are RGB.
         autotune: time the candidates on this device first when no cached tuning exists (then cache it).
 
@@ -100,7 +107,21 @@ class EyeState:
         self.rejected: list[tuple[selection.Candidate, selection.Rejection]] = chosen.rejected
         self._runner = chosen.runner
         self._run = chosen.runner.run
+        # Batches: a fixed-batch winner (TFLite) would run a 256-stack as 256 invokes, so `auto` picks a dynamic-batch
+        # artifact of the same precision for them, once, here (an explicit backend runs everything itself).
+        batch = (selection.select_batch_runner(bundle, chosen, max(1, threads - 1)) if backend == selection.AUTO
+                 else selection.BatchSelection(reason=f"backend={backend!r} was requested"))
+        self.batch_backend: str = batch.candidate.backend if batch.candidate else self.backend
+        self.batch_artifact: dict[str, Any] = batch.artifact if batch.artifact is not None else self.artifact
+        self.batch_rejected: list[tuple[selection.Candidate, selection.Rejection]] = batch.rejected
+        self.batch_reason: str = batch.reason  # why batches run on the predict runner, when they do
+        self._batch_runner = batch.runner
+        self._run_batch: Callable[[np.ndarray], np.ndarray] = (batch.runner or chosen.runner).run
+        self._pipelined = threads >= 2
+        self._worker: ThreadPoolExecutor | None = None
+        self._worker_pid = 0
         self._contract = bundle.contract
+        self._feed = model_feed(bundle.contract)  # resize (+ standardize unless the artifact does it), chosen once
         self._size = bundle.contract.size
         self._inv_t = 1.0 / self.temperature
         self._labels = bundle.labels  # ("closed", "open"): index = is_open
@@ -115,7 +136,7 @@ class EyeState:
 
     def predict(self, crop: Crop) -> EyePrediction:
         """Classify one eye crop (see ``eyesdk.preprocess.ACCEPTED`` for the accepted forms)."""
-        x = preprocess_grey(to_grey(crop, self.color), self._contract)
+        x = self._feed(to_grey(crop, self.color))
         try:  # free unless it raises (Python 3.11+ zero-cost try)
             z = float(self._run(x.reshape(1, 1, self._size, self._size))[0])
         except Exception as exc:
@@ -124,10 +145,11 @@ class EyeState:
         is_open = p >= self.threshold
         return EyePrediction(is_open, p, self._labels[is_open], z)
 
-    def _runtime_error(self, exc: Exception) -> BackendRuntimeError:
+    def _runtime_error(self, exc: Exception, batch: bool = False) -> BackendRuntimeError:
         """A backend failure with its context. No silent switch to another backend: that could change answers."""
+        backend, artifact = (self.batch_backend, self.batch_artifact) if batch else (self.backend, self.artifact)
         return BackendRuntimeError(
-            f"{self.backend} {self.precision} ({self.artifact['file']} of bundle {self.bundle.name!r}) failed while "
+            f"{backend} {self.precision} ({artifact['file']} of bundle {self.bundle.name!r}) failed while "
             f"running: {type(exc).__name__}: {exc}"
         )
 
@@ -142,9 +164,14 @@ class EyeState:
         """Classify many crops: a list (or any iterable) of accepted crops, or an N x H x W (x C) array stack.
 
         Both are taken ``_PREPROCESS_CHUNK`` crops at a time, so memory does not grow with the batch; an error names
-        the crop's own index in the batch.
+        the crop's own index in the batch. With ``threads >= 2`` the next chunk is preprocessed while the model runs
+        on the current one (results and errors are those of the one-chunk-after-another order).
         """
         results: list[EyePrediction] = []
+        if self._pipelined:
+            for z in self._pipelined_logits(crops):
+                results.extend(self._prediction(v) for v in z.tolist())
+            return results
         for start, chunk in _chunks(crops):
             x = self._preprocess_chunk(chunk, start)
             if x.shape[0]:
@@ -152,12 +179,47 @@ class EyeState:
                 results.extend(self._prediction(v) for v in z.tolist())
         return results
 
+    def _pipelined_logits(self, crops: Sequence[Crop] | np.ndarray) -> Iterator[np.ndarray]:
+        """Each chunk's logits, in order; chunk k+1 is preprocessed here while the worker runs chunk k (numpy's
+        matrix products and the runtimes release the GIL). A crop error waits for the chunk before it, so a backend
+        error there is raised first, as it would be one chunk after another."""
+        worker = self._batch_worker()
+        pending: Future[np.ndarray] | None = None
+        with blas.single_threaded():
+            try:
+                for start, chunk in _chunks(crops):
+                    try:
+                        x = self._preprocess_chunk(chunk, start)
+                    except BaseException:
+                        if pending is not None:
+                            pending.result()
+                        raise
+                    if pending is not None:
+                        yield pending.result()
+                        pending = None
+                    if x.shape[0]:
+                        pending = worker.submit(self.logits, x.reshape(x.shape[0], 1, self._size, self._size))
+                if pending is not None:
+                    yield pending.result()
+                    pending = None
+            finally:
+                if pending is not None:  # the caller stopped early or raised: never leave the worker's call behind
+                    pending.exception()
+
+    def _batch_worker(self) -> ThreadPoolExecutor:
+        """The pipeline's worker thread, made on first use and again in a forked child (threads do not survive
+        fork; the parent's executor is left alone there, never joined)."""
+        worker, pid = self._worker, os.getpid()
+        if worker is None or self._worker_pid != pid:  # two first calls at once may both make one: either serves
+            worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eyesdk-batch")
+            self._worker, self._worker_pid = worker, pid
+        return worker
     def _preprocess_chunk(self, chunk: list[Crop] | np.ndarray, start: int) -> np.ndarray:
         """Up to _PREPROCESS_CHUNK crops -> (n, size, size) float32; one vectorized call when they share a shape."""
         if isinstance(chunk, np.ndarray) and chunk.ndim == 3 and chunk.dtype == np.uint8:
             n, h, w = chunk.shape  # a uint8 stack: checked once, preprocessed in one call
             check_sides(h, w, "crops are")
-            return preprocess_grey(chunk, self._contract)
+            return self._feed(chunk)
         greys = []
         for i, crop in enumerate(chunk):  # per crop: floats need to_grey's range checks, colour its channel order
             try:
@@ -168,8 +230,8 @@ class EyeState:
             return np.empty((0, self._size, self._size), dtype=np.float32)
         shape = greys[0].shape
         if all(g.shape == shape for g in greys):
-            return preprocess_grey(np.stack(greys), self._contract)
-        return np.stack([preprocess_grey(g, self._contract) for g in greys])
+            return self._feed(np.stack(greys))
+        return np.stack([self._feed(g) for g in greys])
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits (N,) float32 of an already preprocessed (N, 1, S, S) float32 batch (benchmarks, parity)."""
@@ -185,12 +247,14 @@ class EyeState:
         n = batch.shape[0]
         if n == 0:  # nothing to run; fixed-batch files and some runtimes refuse an empty batch
             return np.empty(0, dtype=np.float32)
+        on_batch_runner = n >= _BATCH_MIN
+        run = self._run_batch if on_batch_runner else self._run
         try:
             if n <= _MAX_CHUNK:
-                return np.array(self._run(batch), dtype=np.float32).reshape(n)
-            return np.concatenate([self._run(batch[i : i + _MAX_CHUNK]) for i in range(0, n, _MAX_CHUNK)])
+                return np.array(run(batch), dtype=np.float32).reshape(n)
+            return np.concatenate([run(batch[i : i + _MAX_CHUNK]) for i in range(0, n, _MAX_CHUNK)])
         except Exception as exc:
-            raise self._runtime_error(exc) from exc
+            raise self._runtime_error(exc, batch=on_batch_runner) from exc
 
 
 def _chunks(crops: Any) -> Iterator[tuple[int, list[Crop] | np.ndarray]]:

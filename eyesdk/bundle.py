@@ -30,6 +30,10 @@ from .preprocess import PreprocessContract
 from .safeio import RefusedFileError, open_regular, parse_json, read_capped
 
 SCHEMA = "eyesdk.bundle/1"
+# Written instead when the contract standardizes inside the artifacts (normalization_in_model): eyesdk releases from
+# before that field ignore contract fields they do not know and would standardize twice, but they refuse any schema
+# other than /1, so such a bundle is refused by them rather than silently mis-fed. The layout is the same.
+SCHEMA_IN_MODEL = "eyesdk.bundle/2"
 MANIFEST = "manifest.json"
 LABELS = ["closed", "open"]
 OUTPUT = {"kind": "logit", "positive": "open"}  # one logit per crop; P(open) = sigmoid(z / T)
@@ -94,6 +98,11 @@ class Bundle:
             return parse_probe(self.verified_bytes(rel), self.contract.size)
         except ValueError as exc:
             raise _fail(self.path, f"probe file {rel!r} {exc}") from None
+
+
+def schema_for(contract: PreprocessContract) -> str:
+    """The manifest schema a bundle of this contract is written with (see SCHEMA_IN_MODEL)."""
+    return SCHEMA_IN_MODEL if contract.normalization_in_model else SCHEMA
 
 
 def _fail(bundle: Path, message: str) -> ModelIntegrityError:
@@ -300,8 +309,9 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         raise _fail(root, f"{MANIFEST} {exc}") from None
     if not isinstance(manifest, dict):
         raise _fail(root, f"{MANIFEST} must hold a JSON object")
-    if manifest.get("schema") != SCHEMA:
-        raise _fail(root, f"unknown schema {manifest.get('schema')!r}; this eyesdk reads {SCHEMA!r}")
+    if manifest.get("schema") not in (SCHEMA, SCHEMA_IN_MODEL):
+        raise _fail(root, f"unknown schema {manifest.get('schema')!r}; this eyesdk reads {SCHEMA!r} and "
+                          f"{SCHEMA_IN_MODEL!r}")
     missing = [k for k in REQUIRED_KEYS if k not in manifest]
     if missing:
         raise _fail(root, f"{MANIFEST} lacks key(s) {', '.join(missing)}")
@@ -319,6 +329,9 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
         contract = PreprocessContract.from_dict(manifest["preprocess"])
     except (TypeError, ValueError) as exc:
         raise _fail(root, f"manifest key 'preprocess': {exc}") from exc
+    if manifest["schema"] != schema_for(contract):
+        raise _fail(root, f"schema {manifest['schema']!r} does not go with normalization_in_model="
+                          f"{str(contract.normalization_in_model).lower()} (that is {schema_for(contract)!r})")
     if manifest["labels"] != LABELS:
         raise _fail(root, f"manifest key 'labels' is {manifest['labels']!r}; this eyesdk reads {LABELS!r}")
     output = manifest["output"]

@@ -124,7 +124,25 @@ def _info(model: Path | None, threads: int) -> dict[str, Any]:
         if cached
         else None
     )
+    info["runs"] = _runs(bundle, threads)
     return info
+
+
+def _runs(bundle: Any, threads: int) -> dict[str, Any]:
+    """What `auto` runs here: the predict runner and the one batches of _BATCH_MIN crops or more go to."""
+    from .api import EyeState
+
+    try:
+        es = EyeState(bundle, threads=threads)
+    except (EyeSDKError, OSError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "predict": f"{es.backend} {es.precision}",
+        "batches": f"{es.batch_backend} {es.precision}",
+        "batch_reason": es.batch_reason,
+        "batch_rejected": [f"{c}: {r}" for c, r in es.batch_rejected],
+        "pipelined": threads >= 2,
+    }
 
 
 @main.command()
@@ -156,6 +174,15 @@ def info(model: Path | None, threads: int, as_json: bool) -> None:
         click.echo(f"cached choice: {cached['backend']} {cached['precision']} ({cached['path']})")
     else:
         click.echo("cached choice: none (run `eyesdk tune`)")
+    runs = data["runs"]
+    if "error" in runs:
+        click.echo(f"auto runs: {runs['error']}")
+        return
+    click.echo(f"auto runs: predict on {runs['predict']}, batches on {runs['batches']}"
+               + (f" ({runs['batch_reason']})" if runs["batch_reason"] else "")
+               + ("; predict_batch pipelined (threads >= 2)" if runs["pipelined"] else ""))
+    for line in runs["batch_rejected"]:
+        click.echo(f"  batches passed over {line}")
 
 
 @main.command()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any, NoReturn
 
@@ -49,6 +49,10 @@ class PreprocessContract:
     std_floor: float = 0.02
     layout: str = "NCHW"
     dtype: str = "float32"
+    # True: the artifact standardizes its own input (inside the exported graph, the same arithmetic as
+    # `standardize`), so the runtime feeds it resize_grey's output and skips the numpy call (~6-9 µs at batch 1).
+    # Bundles written before this field existed lack it: False, today's path.
+    normalization_in_model: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, not where they are used: a std_floor of 0 divided by zero in predict and gave NaN
@@ -58,15 +62,33 @@ class PreprocessContract:
             raise ValueError(f"size must be an int in {MIN_SIDE}..{MAX_MODEL_SIZE}, got {size!r}")
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not (math.isfinite(floor) and floor > 0):
             raise ValueError(f"std_floor must be a finite number > 0, got {floor!r}")
+        if not isinstance(self.normalization_in_model, bool):
+            raise ValueError(f"normalization_in_model must be true or false, got {self.normalization_in_model!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; ``normalization_in_model`` only when True, so a contract with today's path
+        serializes exactly as before the field existed (older bundles, artifact metadata and crop caches match)."""
+        data = asdict(self)
+        if not self.normalization_in_model:
+            del data["normalization_in_model"]
+        return data
+
+    def as_trained(self) -> PreprocessContract:
+        """This contract with standardization in the runtime: what training, crop caches and packs are made with
+        (where an artifact standardizes its input is an export choice; the crops and the model are the same)."""
+        return replace(self, normalization_in_model=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessContract:
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        contract = cls(**known)
-        expected = cls(size=contract.size, std_floor=contract.std_floor)
+        """The contract a manifest describes; refused unless this eyesdk implements it. A field this eyesdk does
+        not know is refused too: it comes from a newer eyesdk and changes what the model must be fed."""
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"preprocessing contract field(s) {unknown} are unknown to this eyesdk (made by a newer "
+                             f"one?); it knows {sorted(cls.__dataclass_fields__)}")
+        contract = cls(**data)
+        expected = cls(size=contract.size, std_floor=contract.std_floor,
+                       normalization_in_model=contract.normalization_in_model)
         if contract != expected:
             raise ValueError(f"unsupported preprocessing contract {data}; this eyesdk implements {expected.to_dict()}")
         return contract
@@ -201,7 +223,9 @@ def _grey_of(part: np.ndarray, channels: int, color: str, whole: np.ndarray) -> 
         pixels *= 255.0
     else:
         raise InvalidCropError(f"crop dtype {part.dtype} is not supported; accepted: uint8 (0..255) or float (0..1)")
-    if channels in (0, 1):
+    if channels == 0:  # already (h, w): the predict() hot path for grey crops
+        return pixels
+    if channels == 1:
         return pixels.reshape(h, w)
     return pixels @ _GREY_BGR
 
@@ -245,17 +269,49 @@ def resize_grey(grey: np.ndarray, size: int) -> np.ndarray:
     """Grey image(s) (..., H, W) -> (..., size, size) float32, same value range; the contract's resize step."""
     h, w = grey.shape[-2:]
     pixels = grey.astype(np.float32, order="C", copy=False)  # layout-independent bits, as in to_grey
-    return resize_weights(h, size) @ (pixels @ _transposed_weights(w, size))
+    rows, cols = resize_weights(h, size), _transposed_weights(w, size)
+    # Rows first, (size x H) @ (H x W), then @ (W x size): 10-25 % faster than columns first for one crop and for
+    # 64-crop stacks at 90x90 (OpenBLAS, 1 thread). One crop takes np.dot (the same sgemm as a stack's matmul, so
+    # the same bits, with ~0.7 µs less call overhead: this is the predict() hot path).
+    if pixels.ndim == 2:
+        return np.dot(np.dot(rows, pixels), cols)
+    return (rows @ pixels) @ cols
+
+
+def standardize_step(contract: PreprocessContract = DEFAULT_CONTRACT) -> Callable[[np.ndarray], np.ndarray]:
+    """What follows ``resize_grey`` under this contract: ``standardize``, or nothing where the artifact standardizes
+    its own input (``normalization_in_model``). For callers that resize themselves (the stream layer, benchmarks)."""
+    if contract.normalization_in_model:
+        return _unchanged
+    floor = contract.std_floor
+    return lambda resized: standardize(resized, floor)
+
+
+def _unchanged(resized: np.ndarray) -> np.ndarray:
+    return resized
+
+
+def model_feed(contract: PreprocessContract = DEFAULT_CONTRACT) -> Callable[[np.ndarray], np.ndarray]:
+    """The contract's way from grey image(s) (..., H, W) in [0, 255] to what its artifacts take, chosen once.
+
+    ``standardize(resize_grey(...))``, or ``resize_grey`` alone where the artifact standardizes its own input
+    (``normalization_in_model``). The runtime binds it in ``EyeState.__init__``, so no call branches on it.
+    """
+    size, floor = contract.size, contract.std_floor
+    if contract.normalization_in_model:
+        return lambda grey: resize_grey(grey, size)
+    return lambda grey: standardize(resize_grey(grey, size), floor)
 
 
 def preprocess_grey(grey: np.ndarray, contract: PreprocessContract = DEFAULT_CONTRACT) -> np.ndarray:
-    """Grey float/uint8 image(s) (..., H, W) in [0, 255] -> standardized (..., size, size) float32.
+    """Grey float/uint8 image(s) (..., H, W) in [0, 255] -> the (..., size, size) float32 the contract's artifacts
+    take: standardized, or resized only where the artifact standardizes itself (see ``model_feed``).
 
     Training augments between the two steps (resize_grey, then standardize) and calls the same two functions.
     """
-    return standardize(resize_grey(grey, contract.size), contract.std_floor)
+    return model_feed(contract)(grey)
 
 
 def preprocess(crop: Any, contract: PreprocessContract = DEFAULT_CONTRACT, color: str = "bgr") -> np.ndarray:
-    """One crop (any form ``to_grey`` accepts) -> model input of shape (1, 1, size, size), float32."""
+    """One crop (any form ``to_grey`` accepts) -> the artifact's input of shape (1, 1, size, size), float32."""
     return preprocess_grey(to_grey(crop, color), contract)[None, None]

@@ -260,6 +260,44 @@ def select(
     raise BackendUnavailableError(_final_error(bundle, backend, precision, rejected))
 
 
+@dataclass
+class BatchSelection:
+    """What runs batches of ``_BATCH_MIN`` crops or more: a dynamic-batch artifact of the winner's precision when the
+    winner's file has a fixed batch (TFLite: a 256-stack is 256 invokes), else the winner itself (``runner`` None).
+    ``rejected`` says why each dynamic-batch candidate was passed over, ``reason`` why there is no second runner."""
+
+    candidate: Candidate | None = None
+    artifact: dict[str, Any] | None = None
+    runner: backends.Runner | None = None
+    rejected: list[tuple[Candidate, Rejection]] = field(default_factory=list)
+    reason: str = ""
+
+
+def select_batch_runner(
+    bundle: Bundle,
+    chosen: Selection,
+    threads: int,
+    order: tuple[tuple[str, str], ...] | None = None,
+) -> BatchSelection:
+    """For a fixed-batch winner, the first dynamic-batch candidate of the same precision (in the device's order)
+    that loads and reproduces the bundle's reference logits; chosen once, in ``EyeState.__init__``."""
+    if chosen.runner.fixed_batch is None:
+        return BatchSelection(reason=f"{chosen.candidate} runs any batch size in one call")
+    rejected: list[tuple[Candidate, Rejection]] = []
+    probe = bundle.probe()
+    for candidate in candidates(AUTO, chosen.candidate.precision, order=order):
+        artifact = bundle.artifact(candidate.format, candidate.precision)
+        if candidate == chosen.candidate or (artifact is not None and artifact.get("batch") != "dynamic"):
+            continue
+        try:
+            artifact, runner = load_candidate(bundle, candidate, threads, probe)
+        except CandidateRejected as exc:
+            rejected.append((candidate, exc.rejection))
+            continue
+        return BatchSelection(candidate, artifact, runner, rejected)
+    return BatchSelection(rejected=rejected, reason=f"no dynamic-batch {chosen.candidate.precision} artifact runs here")
+
+
 def _log_fallback(chosen: Candidate, rejected: list[tuple[Candidate, Rejection]]) -> None:
     """One line: INFO when candidates were merely absent, WARNING when one was present but broken."""
     benign = all(r.kind.benign for _, r in rejected)
@@ -272,6 +310,7 @@ __all__ = [
     "AUTO",
     "BACKENDS",
     "X86_ORDER",
+    "BatchSelection",
     "Candidate",
     "CandidateRejected",
     "Rejection",
@@ -282,4 +321,5 @@ __all__ = [
     "load_candidate",
     "parity_error",
     "select",
+    "select_batch_runner",
 ]

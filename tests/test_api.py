@@ -17,7 +17,7 @@ from eyesdk import api
 from eyesdk.bundle import default_bundle_path, load_bundle
 from eyesdk.errors import BackendUnavailableError, InvalidCropError
 from eyesdk.formats import FORMATS, PRECISIONS
-from eyesdk.preprocess import preprocess, preprocess_grey
+from eyesdk.preprocess import preprocess
 
 COMBOS = [(f.backend, p) for f in FORMATS.values() for p in PRECISIONS]
 _STATES: dict[tuple[str, str], eyesdk.EyeState] = {}
@@ -181,12 +181,13 @@ def test_predict_batch_forms(es: eyesdk.EyeState) -> None:
 
 def test_uint8_stack_is_preprocessed_in_one_call(es: eyesdk.EyeState, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
+    feed = es._feed  # the contract's preprocessing, bound once in __init__
 
-    def counting(grey: np.ndarray, contract: object) -> np.ndarray:
+    def counting(grey: np.ndarray) -> np.ndarray:
         calls.append(grey.shape)
-        return preprocess_grey(grey, contract)
+        return feed(grey)
 
-    monkeypatch.setattr(api, "preprocess_grey", counting)
+    monkeypatch.setattr(es, "_feed", counting)
     stack = np.stack(crops(9))
     assert len(es.predict_batch(stack)) == 9
     assert calls == [stack.shape]
@@ -419,3 +420,93 @@ def test_a_float_pil_image_is_a_float_crop(es: eyesdk.EyeState) -> None:
     assert es.predict(Image.fromarray(floats, "F")).logit == pytest.approx(es.predict(floats).logit, abs=1e-6)
     with pytest.raises(InvalidCropError, match=r"float crop has values in \[.*\]; float crops must lie in \[0, 1\]"):
         es.predict(Image.fromarray(floats * 255.0, "F"))
+
+
+# -- batches: a dynamic-batch runner beside a fixed-batch winner, and the two-stage pipeline -------------------------
+
+
+def _auto(bundle: Path, threads: int) -> eyesdk.EyeState:
+    if not {"tflite", "onnxruntime"} <= set(eyesdk.available_backends()):
+        pytest.skip("needs LiteRT and ONNX Runtime")
+    es = eyesdk.EyeState(model=bundle, precision="fp32", threads=threads, autotune=False)
+    if es.backend != "tflite":
+        pytest.skip(f"auto chose {es.backend} here (a cached tuning choice)")
+    return es
+
+
+def test_a_fixed_batch_winner_runs_batches_on_a_dynamic_batch_artifact(tiny_bundle: Path) -> None:
+    es = _auto(tiny_bundle, 1)
+    assert (es.backend, es.batch_backend) == ("tflite", "onnxruntime")
+    assert es.batch_artifact["format"] == "onnx" and es.batch_artifact["precision"] == es.precision
+    assert es.batch_rejected == [] and es.batch_reason == ""
+    stack = np.stack(crops(3 * api._BATCH_MIN))
+    ort = state(tiny_bundle, "onnxruntime", "fp32")
+    assert [r.logit for r in es.predict_batch(stack)] == [r.logit for r in ort.predict_batch(stack)]
+    few = stack[: api._BATCH_MIN - 1]  # below _BATCH_MIN the predict runner's invokes are cheaper: bit-identical
+    assert [r.logit for r in es.predict_batch(few)] == [es.predict(c).logit for c in few]
+    assert [r.logit for r in es.predict_batch(stack)] == pytest.approx([es.predict(c).logit for c in stack], abs=1e-5)
+
+
+def test_an_explicit_backend_runs_its_own_batches(tiny_bundle: Path) -> None:
+    es = state(tiny_bundle, "tflite", "fp32")
+    assert es.batch_backend == "tflite" and es.batch_artifact is es.artifact
+    assert es.batch_reason == "backend='tflite' was requested"
+    ort = state(tiny_bundle, "onnxruntime", "fp32")
+    assert ort.batch_backend == "onnxruntime"
+
+
+def test_the_batch_runner_says_why_a_candidate_was_passed_over(tiny_bundle: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from eyesdk import backends
+
+    _auto(tiny_bundle, 1)
+    monkeypatch.setattr(backends, "is_available", lambda name: name != "onnxruntime")
+    es = eyesdk.EyeState(model=tiny_bundle, precision="fp32")
+    if "openvino" in eyesdk.available_backends():
+        assert es.batch_backend == "openvino"
+    else:
+        assert es.batch_backend == "tflite" and es.batch_reason == "no dynamic-batch fp32 artifact runs here"
+    (candidate, rejection), *_ = es.batch_rejected
+    assert str(candidate) == "onnxruntime fp32" and "not installed" in str(rejection)
+
+
+def test_the_pipeline_gives_the_sequential_results(tiny_bundle: Path) -> None:
+    """threads=2 preprocesses chunk k+1 while a worker runs chunk k: the same logits, in the same order."""
+    one, two = _auto(tiny_bundle, 1), _auto(tiny_bundle, 2)
+    stack = np.stack(crops(3 * api._PREPROCESS_CHUNK + api._BATCH_MIN, seed=4))
+    expected = [r.logit for r in one.predict_batch(stack)]
+    assert [r.logit for r in two.predict_batch(stack)] == expected
+    assert [r.logit for r in two.predict_batch(list(stack))] == expected
+    assert [r.logit for r in two.predict_batch(c for c in stack)] == expected
+    assert two.predict_batch([]) == []
+
+
+def test_the_pipeline_keeps_openblas_at_one_thread(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eyesdk import blas
+
+    if not blas.available():
+        pytest.skip("numpy's OpenBLAS was not found here")
+    es, seen = _auto(tiny_bundle, 2), []
+    feed = es._feed
+    monkeypatch.setattr(es, "_feed", lambda grey: seen.append(blas.threads()) or feed(grey))
+    before = blas.threads()
+    es.predict_batch(np.stack(crops(2 * api._PREPROCESS_CHUNK)))
+    assert seen == [1, 1] and blas.threads() == before
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pipeline_errors_are_the_sequential_errors(tiny_bundle: Path, threads: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    es = _auto(tiny_bundle, threads)
+    good = crops(2 * api._PREPROCESS_CHUNK)
+    bad = [*good[:70], np.zeros((4, 4), np.uint8), *good[70:]]
+    with pytest.raises(InvalidCropError, match=r"^crop 70: crop is 4x4 pixels"):
+        es.predict_batch(bad)
+
+    def broken(batch: np.ndarray) -> np.ndarray:
+        raise RuntimeError("kernel fault")
+
+    monkeypatch.setattr(es, "_run_batch", broken)  # chunk 0 fails in the runtime; chunk 1 holds a bad crop
+    with pytest.raises(eyesdk.BackendRuntimeError, match=r"^onnxruntime fp32 \(eyestate_fp32\.onnx .*kernel fault"):
+        es.predict_batch(bad)
+    assert len(es.predict_batch(good[: api._BATCH_MIN - 1])) == api._BATCH_MIN - 1  # the predict runner, unharmed

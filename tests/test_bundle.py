@@ -11,7 +11,7 @@ from runtime_helpers import copy_bundle, edit_manifest, read_manifest, rehash, r
 
 import eyesdk
 from eyesdk import backends, bundle
-from eyesdk.bundle import SCHEMA, Bundle, load_bundle
+from eyesdk.bundle import SCHEMA, Bundle, load_bundle, load_default_bundle
 from eyesdk.errors import ModelIntegrityError
 from eyesdk.formats import FORMATS, PRECISIONS
 from eyesdk.preprocess import PreprocessContract
@@ -64,9 +64,26 @@ def test_missing_file_is_refused(damaged: Path) -> None:
 
 
 def test_unknown_schema_is_refused(damaged: Path) -> None:
-    edit_manifest(damaged, schema="eyesdk.bundle/2")
-    with pytest.raises(ModelIntegrityError, match=r"unknown schema 'eyesdk\.bundle/2'.*reads 'eyesdk\.bundle/1'"):
+    edit_manifest(damaged, schema="eyesdk.bundle/3")
+    with pytest.raises(ModelIntegrityError,
+                       match=r"unknown schema 'eyesdk\.bundle/3'.*reads 'eyesdk\.bundle/1' and 'eyesdk\.bundle/2'"):
         load_bundle(damaged)
+
+
+def test_the_schema_says_where_the_standardization_runs(damaged: Path) -> None:
+    """/2 marks a bundle whose artifacts standardize their input: older eyesdk releases (which ignore contract
+    fields they do not know) refuse it instead of standardizing twice; the two must agree."""
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    edit_manifest(damaged, schema="eyesdk.bundle/2")
+    with pytest.raises(ModelIntegrityError, match=r"schema 'eyesdk\.bundle/2' does not go with "
+                                                  r"normalization_in_model=false \(that is 'eyesdk\.bundle/1'\)"):
+        load_bundle(damaged)
+    in_model = {**manifest["preprocess"], "normalization_in_model": True}
+    edit_manifest(damaged, schema="eyesdk.bundle/1", preprocess=in_model)
+    with pytest.raises(ModelIntegrityError, match=r"schema 'eyesdk\.bundle/1' does not go with "
+                                                  r"normalization_in_model=true \(that is 'eyesdk\.bundle/2'\)"):
+        load_bundle(damaged)
+    assert load_default_bundle().manifest["schema"] == "eyesdk.bundle/2"  # the shipped bundle standardizes in-graph
 
 
 def test_manifest_that_is_not_json_is_refused(damaged: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,7 @@ def test_info_then_tune_then_info(tiny_bundle: Path, private_cache: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "fingerprint: " in result.output and "backend onnxruntime: onnxruntime " in result.output
     assert "bundle: eyestate-tiny" in result.output and "cached choice: none (run `eyesdk tune`)" in result.output
+    assert re.search(r"auto runs: predict on \w+ \w+, batches on \w+ \w+", result.output), result.output
 
     result = invoke("tune", "--model", tiny_bundle)
     assert result.exit_code == 0, result.output
@@ -98,6 +100,12 @@ def test_info_then_tune_then_info(tiny_bundle: Path, private_cache: Path) -> Non
     assert data["cached_choice"]["backend"] in data["backends"]
     assert data["bundle"]["name"] == "eyestate-tiny" and len(data["bundle"]["artifacts"]) == 9
     assert data["device"]["fingerprint"]
+    runs = data["runs"]
+    assert runs["predict"] == f"{data['cached_choice']['backend']} {data['cached_choice']['precision']}"
+    if runs["predict"].startswith("tflite") and "onnxruntime" in data["backends"]:
+        assert runs["batches"].startswith("onnxruntime") and runs["batch_reason"] == ""
+    two = invoke("info", "--model", tiny_bundle, "--threads", "2")
+    assert "predict_batch pipelined (threads >= 2)" in two.output, two.output
 
 
 def test_tune_json(tiny_bundle: Path) -> None:

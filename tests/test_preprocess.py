@@ -11,11 +11,13 @@ from eyesdk.errors import InvalidCropError
 from eyesdk.preprocess import (
     DEFAULT_CONTRACT,
     PreprocessContract,
+    model_feed,
     preprocess,
     preprocess_grey,
     resize_grey,
     resize_weights,
     standardize,
+    standardize_step,
     to_grey,
 )
 
@@ -112,6 +114,33 @@ def test_contract_round_trip_and_refusal() -> None:
         PreprocessContract.from_dict({**c.to_dict(), "resize": "bicubic"})
 
 
+def test_a_contract_field_this_eyesdk_does_not_know_is_refused() -> None:
+    # a newer eyesdk's field changes what the model must be fed: ignoring it would be a silent wrong answer
+    with pytest.raises(ValueError, match=r"field\(s\) \['mean_in_model'\] are unknown to this eyesdk"):
+        PreprocessContract.from_dict({**DEFAULT_CONTRACT.to_dict(), "mean_in_model": True})
+
+
+def test_in_model_standardization_is_a_contract_field_older_bundles_lack() -> None:
+    old = DEFAULT_CONTRACT.to_dict()
+    assert "normalization_in_model" not in old  # today's path serializes exactly as before the field existed
+    assert PreprocessContract.from_dict(old).normalization_in_model is False
+    in_model = PreprocessContract(size=24, normalization_in_model=True)
+    assert in_model.to_dict()["normalization_in_model"] is True
+    assert PreprocessContract.from_dict(in_model.to_dict()) == in_model
+    assert in_model.as_trained() == PreprocessContract(size=24)
+
+
+def test_the_feed_skips_standardize_where_the_artifact_does_it() -> None:
+    grey = synthetic_eye(True, (40, 60), np.random.default_rng(3)).astype(np.float32)
+    runtime, in_model = PreprocessContract(size=24), PreprocessContract(size=24, normalization_in_model=True)
+    resized = resize_grey(grey, 24)
+    np.testing.assert_array_equal(model_feed(in_model)(grey), resized)
+    np.testing.assert_array_equal(preprocess_grey(grey, in_model), resized)
+    np.testing.assert_array_equal(model_feed(runtime)(grey), standardize(resized, runtime.std_floor))
+    np.testing.assert_array_equal(standardize_step(in_model)(resized), resized)
+    np.testing.assert_array_equal(standardize_step(runtime)(resized), standardize(resized, runtime.std_floor))
+
+
 # -- one way for every crop form ------------------------------------------------------------------------------------
 
 
@@ -166,6 +195,8 @@ def test_large_colour_crops_are_converted_in_bands_without_a_float_copy() -> Non
         ({"std_floor": 0.0}, r"std_floor must be a finite number > 0, got 0\.0"),
         ({"std_floor": float("inf")}, r"std_floor must be a finite number > 0, got inf"),
         ({"std_floor": "0.02"}, r"std_floor must be a finite number > 0, got '0\.02'"),
+        ({"normalization_in_model": 1}, r"normalization_in_model must be true or false, got 1"),
+        ({"normalization_in_model": "yes"}, r"normalization_in_model must be true or false, got 'yes'"),
     ],
 )
 def test_contract_values_are_validated_where_it_is_made(changes: dict, message: str) -> None:

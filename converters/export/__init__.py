@@ -95,8 +95,9 @@ def artifact_metadata(
     }
 
 
-def export_model_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode copy with every Dropout replaced by Identity (what eval mode computes anyway).
+def export_model_copy(model: nn.Module, contract: PreprocessContract = DEFAULT_CONTRACT) -> nn.Module:
+    """An eval-mode copy with every Dropout replaced by Identity (what eval mode computes anyway), wrapped once in
+    the input standardization when the contract puts it in the graph (``standardize.StandardizedInput``).
 
     Exporters then see the inference graph only; a left-over eval dropout between the pooled features and the
     head makes the PT2E -> TFLite int8 path requantize across it wrongly (measured: logit error 2.7, 55 %
@@ -112,6 +113,10 @@ def export_model_copy(model: nn.Module) -> nn.Module:
                 setattr(parent, attr, nn.Identity())
     for p in clone.parameters():
         p.requires_grad_(False)
+    if contract.normalization_in_model:
+        from .standardize import StandardizedInput
+
+        return StandardizedInput(clone, contract.std_floor).eval()
     return clone
 
 
@@ -128,8 +133,9 @@ def export_artifact(
 ) -> list[Path]:
     """Write ``eyestate_<precision><ext>`` (plus companions) into out_dir; returns the paths, main file first.
 
-    ``calib`` (preprocessed crops, see :mod:`eyesdk.converters.calibration`) is required for int8 and ignored
-    otherwise. ``options`` go to the format's exporter (e.g. ``keep_head_float=False`` for int8).
+    ``calib`` (the crops as the artifact will be fed: ``eyesdk.preprocess.preprocess_grey`` under ``contract``, see
+    :mod:`eyesdk.converters.calibration`) is required for int8 and ignored otherwise. ``options`` go to the
+    format's exporter (e.g. ``keep_head_float=False`` for int8).
     """
     check_format(fmt, precision)
     if precision == "int8" and calib is None:
@@ -144,7 +150,8 @@ def export_artifact(
     path = out_dir / artifact_filename(fmt, precision)
     meta = artifact_metadata(fmt, precision, contract, threshold)
     module = format_module(fmt)
-    return module.export(export_model_copy(model), precision, path, calib_set, meta, size=contract.size, **options)
+    return module.export(export_model_copy(model, contract), precision, path, calib_set, meta, size=contract.size,
+                         **options)
 
 
 def read_artifact_metadata(fmt: str, path: str | Path) -> dict[str, str]:

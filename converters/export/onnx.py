@@ -46,11 +46,14 @@ def export(
     """Write one ONNX file (no external data) for ``precision``; returns ``[path]``."""
     import onnx
 
+    from .standardize import standardizes_input
+
     fp32 = export_fp32_proto(model, size)
     builders: dict[str, Callable[[], onnx.ModelProto]] = {
         "fp32": lambda: fp32,
         "fp16": lambda: to_fp16(fp32),
-        "int8": lambda: quantize_int8(fp32, calib, keep_head_float, workdir=path.parent),
+        "int8": lambda: quantize_int8(fp32, calib, keep_head_float, workdir=path.parent,
+                                      keep_input_float=standardizes_input(model)),
     }
     proto = builders[precision]()
     set_metadata(proto, metadata)
@@ -100,12 +103,16 @@ def head_node_names(proto: onnx.ModelProto) -> list[str]:
 
 
 def quantize_int8(
-    fp32: onnx.ModelProto, calib: CalibrationSet | None, keep_head_float: bool = True, workdir: Path | None = None
+    fp32: onnx.ModelProto, calib: CalibrationSet | None, keep_head_float: bool = True, workdir: Path | None = None,
+    keep_input_float: bool = False,
 ) -> onnx.ModelProto:
-    """Static QDQ int8 (per-channel int8 weights, uint8 activations) calibrated on ``calib``."""
+    """Static QDQ int8 (per-channel int8 weights, uint8 activations) calibrated on ``calib``; with
+    ``keep_input_float``, the in-graph input standardization (the nodes before the first Conv) stays float."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from .standardize import before_first
 
     if calib is None:
         raise ValueError("ONNX int8 export needs calibration data; got calib=None")
@@ -123,7 +130,8 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=head_node_names(fp32) if keep_head_float else [],
+            nodes_to_exclude=(head_node_names(fp32) if keep_head_float else [])
+            + (before_first([(n.op_type, n.name) for n in fp32.graph.node], "Conv") if keep_input_float else []),
         )
         return onnx.load_model(str(dst))
 
@@ -136,7 +144,8 @@ def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
     del proto.metadata_props[:]
     entries = kept + [(METADATA_PREFIX + k, v) for k, v in sorted(metadata.items())]
     onnx.helper.set_model_props(proto, dict(entries))
-    proto.doc_string = "eyesdk eye-state model: (N, 1, S, S) standardized crops -> (N, 1) logit of 'open'"
+    proto.doc_string = ("eyesdk eye-state model: (N, 1, S, S) crops as metadata 'preprocess' says (standardized, or "
+                        "resized only where normalization_in_model) -> (N, 1) logit of 'open'")
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -42,9 +42,12 @@ def export(
     """Write ``path`` (.xml) and its .bin; returns ``[xml, bin]``."""
     import openvino as ov
 
+    from .standardize import standardizes_input
+
     ov_model = convert_fp32(model, size)
     if precision == "int8":
-        ov_model = quantize_int8(ov_model, calib, keep_head_float, fast_bias_correction)
+        ov_model = quantize_int8(ov_model, calib, keep_head_float, fast_bias_correction,
+                                 keep_input_float=standardizes_input(model))
     set_metadata(ov_model, metadata)
     ov.save_model(ov_model, str(path), compress_to_fp16=precision == "fp16")
     return [path, path.with_suffix(".bin")]
@@ -70,17 +73,23 @@ def convert_fp32(model: nn.Module, size: int) -> Any:
 
 
 def quantize_int8(ov_model: Any, calib: CalibrationSet | None, keep_head_float: bool = True,
-                  fast_bias_correction: bool = False) -> Any:
-    """NNCF post-training int8 with min/max activation ranges over the whole calibration set."""
+                  fast_bias_correction: bool = False, keep_input_float: bool = False) -> Any:
+    """NNCF post-training int8 with min/max activation ranges over the whole calibration set; with
+    ``keep_input_float``, the in-graph input standardization (the ops before the first Convolution) stays float."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
+    from .standardize import before_first
+
     if calib is None:
         raise ValueError("OpenVINO int8 export needs calibration data; got calib=None")
     kwargs: dict[str, Any] = {}
-    if keep_head_float:
-        kwargs["ignored_scope"] = nncf.IgnoredScope(types=HEAD_OP_TYPES, validate=False)
+    types = HEAD_OP_TYPES if keep_head_float else []
+    names = before_first([(op.get_type_name(), op.get_friendly_name()) for op in ov_model.get_ordered_ops()],
+                         "Convolution") if keep_input_float else []
+    if types or names:
+        kwargs["ignored_scope"] = nncf.IgnoredScope(types=types, names=names, validate=False)
     return nncf.quantize(
         ov_model,
         nncf_dataset(calib),

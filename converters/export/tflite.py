@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,8 +82,9 @@ def _litert() -> Any:
     return litert_torch
 
 
-def int8_quantizer(keep_head_float: bool = True) -> Any:
-    """LiteRT's PT2E quantizer: symmetric per-channel int8 weights, min/max int8 activations."""
+def int8_quantizer(keep_head_float: bool = True, only_module: str | None = None) -> Any:
+    """LiteRT's PT2E quantizer: symmetric per-channel int8 weights, min/max int8 activations; with
+    ``only_module``, only that submodule's ops are annotated (everything outside it stays float)."""
     import torch
     from litert_torch.quantize import pt2e_quantizer as pq
     from torchao.quantization.pt2e.observer import MinMaxObserver
@@ -99,7 +101,25 @@ def int8_quantizer(keep_head_float: bool = True) -> Any:
         if keep_head_float:  # fully connected layers (the logit head) are left unannotated, hence float
             STATIC_OPS = [op for op in pq.PT2EQuantizer.STATIC_OPS if op not in ("linear", "addmm")]
 
+        def annotate(self, model: Any) -> Any:
+            if only_module is None:
+                return super().annotate(model)
+            # LiteRT's own set_module_name / set_module_type filters match nothing under torch 2.13's
+            # nn_module_stack (keys "L__self__model", types as strings): filter on the module paths instead
+            self._annotate_all_static_patterns(model, config, partial(_inside, only_module))
+            pq.propagate_annotation(model)
+            return model
+
     return _Quantizer().set_global(config)
+
+
+def _inside(module: str, node: Any) -> bool:
+    """Whether an exported graph node comes from the submodule at path ``module`` (or one below it). Nodes
+    without a module stack (the weights' get_attr) are part of whichever op uses them."""
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return True
+    return any(path == module or path.startswith(module + ".") for path, _ in stack.values())
 
 
 def _convert_int8(model: nn.Module, example: tuple[Any, ...], calib: CalibrationSet | None,
@@ -109,9 +129,11 @@ def _convert_int8(model: nn.Module, example: tuple[Any, ...], calib: Calibration
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from .standardize import float_outside
+
     if calib is None:
         raise ValueError("TFLite int8 export needs calibration data; got calib=None")
-    quantizer = int8_quantizer(keep_head_float)
+    quantizer = int8_quantizer(keep_head_float, float_outside(model))
     graph = torch.export.export(model.eval(), example).module()
     prepared = prepare_pt2e(graph, quantizer)
     calibrate_pt2e(prepared, calib)

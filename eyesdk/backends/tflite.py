@@ -78,7 +78,7 @@ class TfliteRunner(BaseRunner):
             self._interpreter.set_tensor(self._in, x)
             self._interpreter.invoke()
             y = self._interpreter.get_tensor(self._out)  # a copy, safe to use after the lock is released
-        out = y.reshape(-1).astype(np.float32)
+        out = y.reshape(-1).astype(np.float32, copy=False)  # get_tensor already copied
         if self._out_quant is not None:
             scale, zero_point, _, _ = self._out_quant
             out -= zero_point

@@ -1,8 +1,8 @@
 """Eye crops -> calibrated logits through the public ``EyeState`` and the one preprocessing path.
 
 The stream needs the crop at the model's input size twice, for the quality gate's blur measure and for the model,
-so it runs the contract's two preprocessing steps itself (``resize_grey`` then ``standardize``, as training does)
-and hands the standardized batch to ``EyeState.logits``: one backend call for both eyes.
+so it runs the contract's two preprocessing steps itself (``resize_grey``, then ``standardize_step``: standardize
+unless the artifact does it in its graph) and hands the batch to ``EyeState.logits``: one backend call for both eyes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..api import EyeState
-from ..preprocess import MIN_SIDE, resize_grey, standardize, to_grey
+from ..preprocess import MIN_SIDE, resize_grey, standardize_step, to_grey
 
 
 class CropClassifier:
@@ -23,6 +23,7 @@ class CropClassifier:
         self.eye_state = eye_state
         self._contract = eye_state.bundle.contract
         self._size = self._contract.size
+        self._finish = standardize_step(self._contract)  # standardize, unless the artifact does it itself
         self._inv_t = 1.0 / eye_state.temperature
         threshold = eye_state.threshold
         # The bundle's decision rule sigmoid(z / T) >= threshold, as a calibrated logit: the prior midpoint.
@@ -40,7 +41,7 @@ class CropClassifier:
         if not resized:
             return []
         size = self._size
-        batch = standardize(np.stack(resized), self._contract.std_floor).reshape(len(resized), 1, size, size)
+        batch = self._finish(np.stack(resized)).reshape(len(resized), 1, size, size)
         z = self.eye_state.logits(batch)
         return [float(v) * self._inv_t for v in z]
 

@@ -28,15 +28,20 @@ def test_rates_for_every_artifact_and_thread_count(tiny_bundle: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[1].split() == ["backend", "precision", "threads", "batch", "8", "batch", "32"]
-    assert [line.split()[:3] for line in lines[3:9]] == [["onnxruntime", p, t] for p in ("fp32", "fp16", "int8")
-                                                          for t in ("1", "2")]
-    best = re.search(r"best at batch 32: (onnxruntime \w+ t\d) ([\d,]+) crops/s \(median call; its fastest call: "
+    assert [line.split()[0] + line.split()[2] for line in lines[3:5]] == ["auto1", "auto2"]  # what users get first
+    assert "(predict " in lines[3] and ", pipelined)" in lines[4]
+    assert [line.split()[:3] for line in lines[5:11]] == [["onnxruntime", p, t] for p in ("fp32", "fp16", "int8")
+                                                           for t in ("1", "2")]
+    best = re.search(r"best at batch 32: (\w+ \w+ t\d) ([\d,]+) crops/s \(median call; its fastest call: "
                      r"[\d,]+ crops/s\)", result.output)
+    assert re.search(r"issue 11 target >= 100,000 crops/s at batch 256: [\d.]+x of it \((met|not met); fastest "
+                     r"call [\d.]+x\)", result.output), result.output
     assert best is not None
     document = json.loads(out.read_text())
     assert document["schema"] == throughput.SCHEMA and document["batches"] == [8, 32]
     rows = document["results"]
-    assert len(rows) == 6 and all(r["error"] is None and r["rates"]["32"] > 0 for r in rows)
+    assert len(rows) == 8 and all(r["error"] is None and r["rates"]["32"] > 0 for r in rows)
+    assert [r["backend"] for r in rows[:2]] == ["auto", "auto"] and rows[1]["runs"].endswith("pipelined")
     assert all(r["best_rates"][b] >= r["rates"][b] for r in rows for b in ("8", "32"))  # fastest call >= median
     top = max(rows, key=lambda r: r["rates"]["32"])
     assert best.group(1) == throughput.row_name(top) and best.group(2) == f"{top['rates']['32']:,.0f}"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from eyesdk.formats import FORMATS, PRECISIONS
+from eyesdk.preprocess import PreprocessContract
 
 # ------------------------------------------------------------------------------------- gates (pure numpy)
 
@@ -347,6 +348,43 @@ def test_export_command_writes_a_bundle_from_a_checkpoint(tiny, tmp_path):
     assert manifest["validation"]["gates"]["drift_pp"]["int8"] == 2.0
     assert manifest["probe"]["count"] == 8 and len(manifest["artifacts"][0]["reference_logits"]) == 8
     assert (tmp_path / "folds.json").exists()  # the split is recorded for the next run
+    assert manifest["preprocess"]["normalization_in_model"] is True  # the CLI's default: standardize in the graph
+
+
+@pytest.mark.heavy
+def test_an_in_graph_standardization_bundle_answers_as_the_runtime_path_does(tiny, tmp_path):
+    import dataclasses
+
+    from synthetic import synthetic_eye
+
+    import eyesdk
+    from eyesdk.converters.bundle import build_bundle
+    from eyesdk.converters.testing import TINY_VAL, synthetic_crops
+    from eyesdk.converters.validate import Gates
+    from eyesdk.preprocess import preprocess_grey
+
+    contract = dataclasses.replace(PreprocessContract.from_dict(tiny.ckpt["contract"]), normalization_in_model=True)
+    x_val, y_val = synthetic_crops(TINY_VAL, 2000, contract)  # what the runtime feeds: resized, not standardized
+    x_calib, _ = synthetic_crops(200, 1000, contract)
+    assert not np.allclose(x_val, tiny.x_val)
+    lines: list[str] = []
+    in_model = build_bundle((tiny.model, tiny.ckpt), x_val, y_val, x_calib, tmp_path / "in_model",
+                            precisions=["fp32", "int8"], gates=Gates(drift_pp={"int8": 2.0}), echo=lines.append,
+                            standardize_in_model=True)
+    runtime = _build(tiny, tmp_path / "runtime", formats=["onnx"], precisions=["fp32"])
+    manifest = json.loads((in_model / "manifest.json").read_text())
+    assert manifest["preprocess"] == contract.to_dict() and manifest["rejected"] == [], lines
+    assert np.load(in_model / "probe.npy").max() > 20  # the probe is stored as the artifacts take it: [0, 255]
+    crops = [synthetic_eye(i % 2 == 0, (40, 60), np.random.default_rng(i)) for i in range(12)]
+    reference = eyesdk.EyeState(runtime, backend="onnxruntime", precision="fp32")
+    want = [reference.predict(c).logit for c in crops]
+    for fmt, backend in (("onnx", "onnxruntime"), ("openvino", "openvino"), ("tflite", "tflite")):
+        es = eyesdk.EyeState(in_model, backend=backend, precision="fp32")
+        one = [es.predict(c).logit for c in crops]
+        assert one == pytest.approx(want, abs=1e-3), fmt
+        assert [r.logit for r in es.predict_batch(np.stack(crops))] == pytest.approx(one, abs=1e-5), fmt
+        grey = np.stack(crops).astype(np.float32)
+        assert es.logits(preprocess_grey(grey, es.bundle.contract)[:, None]) == pytest.approx(one, abs=1e-5)
 
 
 def test_cli_refuses_bad_choices():
@@ -422,7 +460,7 @@ def test_export_records_the_folds_file_in_the_training_section(tmp_path, tiny, m
     checkpoint = save_checkpoint(tmp_path / "c.pt", tiny.model, **meta)
     x = tiny.x_val[:, 0]
     data = SimpleNamespace(folds=np.arange(len(x)) % 2, y=tiny.y_val, contract=checkpoint_contract(tiny.ckpt),
-                           standardized=lambda mask: x[mask])
+                           fed=lambda mask, _contract: x[mask])
     seen = {}
     monkeypatch.setattr(bundle_module, "build_bundle", lambda source, *a, **kw: seen.setdefault("ckpt", source[1]))
     run_export(checkpoint, data, folds_file="folds/x.json", val_fold=1, calib_count=4, out=tmp_path / "b",

@@ -152,6 +152,32 @@ def test_tflite_files_have_batch_one_and_int8_input(bundle):
 
 
 @pytest.mark.heavy
+def test_the_in_graph_standardization_is_numpys():
+    import torch
+
+    from eyesdk.converters.export import export_model_copy
+    from eyesdk.converters.export.standardize import NETWORK, before_first, float_outside, standardizes_input
+    from eyesdk.preprocess import PreprocessContract, standardize
+
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    contract = PreprocessContract(size=24, normalization_in_model=True)
+    wrapped, plain = export_model_copy(Identity(), contract), export_model_copy(Identity())
+    assert standardizes_input(wrapped) and float_outside(wrapped) == NETWORK
+    assert not standardizes_input(plain) and float_outside(plain) is None
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, 1, 24, 24)) * 255).astype(np.float32)
+    x[0] = 7.0  # flat: the floor keeps it from being blown up
+    x[1] = 7.0 + rng.random((1, 24, 24)).astype(np.float32)  # low contrast, below the floor
+    got = wrapped(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, standardize(x, contract.std_floor), atol=2e-6)
+    assert before_first([("ReduceMean", "a"), ("Sub", "b"), ("Conv", "c"), ("Relu", "d")], "Conv") == ["a", "b"]
+    with pytest.raises(ValueError, match="the graph has no Conv op; cannot tell its input standardization"):
+        before_first([("MatMul", "a")], "Conv")
+
+
 def test_export_is_eval_mode_even_from_a_training_mode_model(tiny, tmp_path):
     from eyesdk.converters.export import export_artifact
     from eyesdk.converters.runners import artifact_logits

@@ -65,6 +65,16 @@ def test_round_trip_is_exact(sources: list[Path], packed: Path) -> None:
     assert loaded.x.shape == (2, 24, 24) and loaded.samples == [samples[3], samples[20]]
 
 
+def test_a_bundle_that_standardizes_in_its_graph_reads_the_pack_resized(packed: Path) -> None:
+    pack = Pack([packed])
+    rows = np.arange(5)
+    in_model = PreprocessContract(size=24, normalization_in_model=True)
+    np.testing.assert_array_equal(pack.load(rows, in_model).x, pack.crops.take(rows).astype(np.float32))
+    np.testing.assert_array_equal(pack.load(rows, CONTRACT).x, pack.load(rows).x)
+    with pytest.raises(ValueError, match=r"the pack holds crops of contract .*, not .*'size': 32"):
+        pack.load(rows, PreprocessContract(size=32))
+
+
 def test_skipped_images_are_listed_not_packed(packed: Path) -> None:
     skipped = [json.loads(line) for line in (packed / "skipped.jsonl").read_text().splitlines()]
     assert [Path(s["path"]).name for s in skipped] == ["s0002_00099_0_0_1_0_1_01.png"]

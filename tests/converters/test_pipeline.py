@@ -39,6 +39,17 @@ def test_model_inputs_are_bit_identical_to_the_runtime(tree: Path, tmp_path: Pat
         assert x.dtype == np.float32 and np.array_equal(x, preprocess_grey(grey, contract)), sample.path
 
 
+def test_artifacts_that_standardize_themselves_are_fed_the_resized_crops(tree: Path, tmp_path: Path) -> None:
+    contract = PreprocessContract(size=24)
+    data = prepare_data([tree], tmp_path / "folds.json", k=3, contract=contract, progress=False)
+    everything = np.ones(len(data.y), bool)
+    in_model = PreprocessContract(size=24, normalization_in_model=True)
+    assert np.array_equal(np.asarray(data.fed(everything, in_model)), data.x)
+    assert np.array_equal(np.asarray(data.fed(everything, contract)), np.asarray(data.standardized(everything)))
+    with pytest.raises(ValueError, match=r"the data was prepared with contract .* not .*'size': 32"):
+        data.fed(everything, PreprocessContract(size=32, normalization_in_model=True))
+
+
 def test_unreadable_files_are_reported_and_left_out(tree: Path, tmp_path: Path) -> None:
     data = prepare_data([tree], tmp_path / "folds.json", k=3, progress=False)
     assert [p.name for p, _ in data.bad] == ["broken.png"]

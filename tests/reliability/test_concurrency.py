@@ -299,14 +299,17 @@ import numpy as np
 import eyesdk
 
 backend, threads, forks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+batches = len(sys.argv) > 5 and sys.argv[5] == "batches"  # the parent's busy thread runs pipelined batches
 es = eyesdk.EyeState(model=sys.argv[4], backend=backend, precision="fp32", threads=threads)
 crop = np.random.default_rng(0).integers(0, 256, (40, 60), dtype=np.uint8)
 expected = es.predict(crop).logit
+stack = np.random.default_rng(1).integers(0, 256, (72, 40, 60), dtype=np.uint8)
+expected_batch = [r.logit for r in es.predict_batch(stack)]
 stop = False
 
 def busy():
     while not stop:
-        es.predict(crop)
+        es.predict_batch(stack) if batches else es.predict(crop)
 
 worker = threading.Thread(target=busy, daemon=True)
 worker.start()
@@ -318,6 +321,7 @@ for _ in range(forks):
         signal.alarm(10)
         try:
             ok = es.predict(crop).logit == expected and len(es.predict_batch([crop] * 3)) == 3
+            ok = ok and [r.logit for r in es.predict_batch(stack)] == expected_batch
             code = 0 if ok else 3
         except eyesdk.BackendRuntimeError as exc:
             print("child refused:", exc, flush=True)
@@ -357,3 +361,15 @@ def test_forked_children_can_predict(tiny_bundle: Path, tmp_path: Path, backend:
         assert "use threads=1 (which does), or start workers with the 'spawn' method" in out.stdout
     else:
         assert outcomes == ["ok"] * 12, out.stdout
+
+
+def test_forked_children_run_pipelined_batches(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A child forked while the parent's predict_batch pipeline ran (its worker thread inside a batch) gets its own
+    worker and runners, and the same logits (auto: TFLite for predict, a dynamic-batch artifact for batches)."""
+    script = tmp_path / "fork_driver.py"
+    script.write_text(_FORK_DRIVER)
+    out = subprocess.run([sys.executable, str(script), "auto", "2", "8", str(tiny_bundle), "batches"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    outcomes = next(line for line in out.stdout.splitlines() if line.startswith("outcomes")).split()[1:]
+    assert outcomes == ["ok"] * 8, out.stdout

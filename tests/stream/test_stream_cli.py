@@ -109,7 +109,7 @@ def test_a_real_sigterm_to_a_running_watch(tmp_path: Path) -> None:
     import sys
     import time
 
-    long_video = write_video(tmp_path / "long.mp4", 100.0, [])
+    long_video = write_video(tmp_path / "long.mp4", 600.0, [])  # 100 s ran to its end within the 3 s on a quiet box
     process = subprocess.Popen([sys.executable, "-m", "eyesdk.cli", "watch", "--video", str(long_video), "--locator",
                                 "fixed", "--regions", REGIONS, "--json", "--quiet", "--backend", "onnxruntime"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -118,7 +118,7 @@ def test_a_real_sigterm_to_a_running_watch(tmp_path: Path) -> None:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     end = json.loads(out.strip().splitlines()[-1])
-    assert end["type"] == "end" and end["reason"] == "terminated" and 0 < end["frames"] < 3000
+    assert end["type"] == "end" and end["reason"] == "terminated" and 0 < end["frames"] < 18000
 
 
 def test_ctrl_c_stops_cleanly_with_130(video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
