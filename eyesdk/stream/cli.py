@@ -67,6 +67,26 @@ class _Stop:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+def _config(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """``--config``: a JSON object {section: {field: value}} (or a file holding one) -> a validated StreamConfig."""
+    if value is None:
+        return None
+    from ..safeio import RefusedFileError, parse_json, read_regular
+    from .stream import stream_config
+
+    inline = value.lstrip().startswith("{")
+    try:
+        sections = parse_json(value.encode() if inline else read_regular(Path(value), 1 << 20))
+    except (RefusedFileError, OSError) as exc:
+        raise click.BadParameter(f"{'the value' if inline else value} {exc}") from None
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+        raise click.BadParameter('expected a JSON object of sections, e.g. \'{"events": {"confirm_depth": 0.7}}\'')
+    try:
+        return stream_config(**sections)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _emit(as_json: bool, record: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(record) if as_json else text)
 
@@ -107,10 +127,14 @@ def _summary(update: Any, frames: int, started: float, counts: Counter) -> tuple
               metavar="SECONDS", help="Stream seconds between summaries.")
 @click.option("--max-seconds", type=click.FloatRange(min=0.0, min_open=True), metavar="SECONDS",
               help="Stop after this much stream time.")
+@click.option("--config", callback=_config, metavar="JSON|FILE",
+              help='Stream settings that differ from the defaults, as {section: {field: value}}, e.g. '
+                   '\'{"events": {"microsleep_from": 0.8}}\' (sections: events, filter, adaptation, quality, window, '
+                   'winks, crop; docs/stream.md).')
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def watch(video: Path | None, camera: int | None, as_json: bool, annotate: Path | None, locator: str,
           regions: dict | None, model: Path | None, backend: str, precision: str, summary_every: float,
-          max_seconds: float | None, quiet: bool) -> None:
+          max_seconds: float | None, config: Any, quiet: bool) -> None:
     """Blinks, PERCLOS and drowsiness alarms from a video file or a camera."""
     from ..progress import Progress
     from .errors import VideoSourceError
@@ -128,7 +152,7 @@ def watch(video: Path | None, camera: int | None, as_json: bool, annotate: Path 
             chosen: Any = FixedRegionLocator(regions)
         else:
             chosen = locator
-        stream = EyeStream(locator=chosen, model=model, backend=backend, precision=precision)
+        stream = EyeStream(locator=chosen, model=model, backend=backend, precision=precision, config=config)
         source = VideoSource.file(video) if video is not None else VideoSource.camera(camera)
     except (EyeSDKError, OSError, ValueError, ImportError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
