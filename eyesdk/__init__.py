@@ -7,7 +7,7 @@ module ``__getattr__``, so a process that only checks ``eyesdk.available_backend
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import (
     ArtifactNotFoundError,
@@ -18,6 +18,7 @@ from .errors import (
     MissingDependencyError,
     ModelIntegrityError,
 )
+from .lazy import lazy_attributes
 
 __version__ = "0.1.0"  # the one version number: pyproject.toml reads it (dynamic), import reads no metadata
 
@@ -42,11 +43,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "EyeState": ("eyesdk.api", "EyeState"),
-    "EyePrediction": ("eyesdk.api", "EyePrediction"),
-    "available_backends": ("eyesdk.backends", "available_backends"),
-    **{n: ("eyesdk.stream", n) for n in ("EyeStream", "StreamUpdate", "EyeObservation", "EyeEvent", "Alarm",
-                                        "StreamConfig")},
+    "EyeState": "eyesdk.api",
+    "EyePrediction": "eyesdk.api",
+    "available_backends": "eyesdk.backends",
+    **dict.fromkeys(("EyeStream", "StreamUpdate", "EyeObservation", "EyeEvent", "Alarm", "StreamConfig"),
+                    "eyesdk.stream"),
 }
 
 if TYPE_CHECKING:
@@ -55,17 +56,4 @@ if TYPE_CHECKING:
     from .stream import Alarm, EyeEvent, EyeObservation, EyeStream, StreamConfig, StreamUpdate
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'eyesdk' has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any
 
+from ..lazy import lazy_attributes
 from .base import EyeLocation, Locator
 from .errors import FrameError, LocatorFetchError, LocatorModelMissingError
 
@@ -41,12 +41,7 @@ LOCATORS: dict[str, tuple[str, str]] = {
 _LAZY = {**{cls: mod for mod, cls in LOCATORS.values()}, "FixedRegionLocator": "eyesdk.locators.fixed"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'eyesdk.locators' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 def _build(name: str, color: str) -> Locator:
