@@ -141,9 +141,7 @@ class EyeState:
             z = float(self._run(x.reshape(1, 1, self._size, self._size))[0])
         except Exception as exc:
             raise self._runtime_error(exc) from exc
-        p = _sigmoid(z * self._inv_t)
-        is_open = p >= self.threshold
-        return EyePrediction(is_open, p, self._labels[is_open], z)
+        return self._prediction(z)  # one definition of calibration + decision (a method call: ~0.1 µs, measured)
 
     def _runtime_error(self, exc: Exception, batch: bool = False) -> BackendRuntimeError:
         """A backend failure with its context. No silent switch to another backend: that could change answers."""
@@ -154,6 +152,7 @@ class EyeState:
         )
 
     def _prediction(self, z: float) -> EyePrediction:
+        """A logit -> calibrated P(open), the bundle's decision and label: predict and predict_batch alike."""
         p = _sigmoid(z * self._inv_t)
         is_open = p >= self.threshold
         return EyePrediction(is_open, p, self._labels[is_open], z)
