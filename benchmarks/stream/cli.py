@@ -53,10 +53,9 @@ def _eye_state(model: Path | None, backend: str) -> Any:
 def _write(path: Path | None, document: dict[str, Any]) -> None:
     if path is None:
         return
-    from eyesdk.atomic import atomic_write_text
-    from eyesdk.converters.pipeline import jsonable
+    from ..schema import write_json
 
-    atomic_write_text(path, json.dumps(document, indent=1, default=jsonable) + "\n")
+    write_json(path, document)  # the bench's one JSON writer: atomic, numpy-safe, NaN as null
     click.echo(f"wrote {path}", err=True)
 
 

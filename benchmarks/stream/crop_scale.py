@@ -82,20 +82,15 @@ def run(eye_state: Any, samples: Sequence[Any], progress: Callable[[str], None] 
                 labels.append(label)
             if not batch:
                 continue
-            z = eye_state.logits(np.stack(batch)[:, None].astype(np.float32)) / eye_state.temperature
-            y = np.asarray(labels)
-            pred = (z >= 0).astype(int)
-            recalls = [float((pred[y == c] == c).mean()) for c in (0, 1) if (y == c).any()]
-            accuracy[key][f"{scale:g}"] = float(np.mean(recalls))
+            z = eye_state.logits(np.stack(batch)[:, None].astype(np.float32))
+            accuracy[key][f"{scale:g}"] = _balanced(eye_state, z, np.asarray(labels))
             if progress:
                 progress(f"{key} scale {scale}: balanced accuracy {accuracy[key][f'{scale:g}']:.4f}")
     own = []
     for grey, _a, _b, _w, _label, _s in wide:
         own.append(preprocess_grey(grey, eye_state.bundle.contract))
-    z = eye_state.logits(np.stack(own)[:, None].astype(np.float32)) / eye_state.temperature if own else np.empty(0)
-    y = np.asarray([f[4] for f in wide])
-    own_acc = float(np.mean([((z >= 0).astype(int)[y == c] == c).mean() for c in (0, 1) if (y == c).any()])) \
-        if own else None
+    own_acc = _balanced(eye_state, eye_state.logits(np.stack(own)[:, None].astype(np.float32)),
+                        np.asarray([f[4] for f in wide])) if own else None
     return {
         "crops": len(found),
         "scale_of_training_crops": {"all": {f"p{q}": float(np.percentile(ratios_arr, q)) for q in (10, 25, 50, 75, 90)},
@@ -114,3 +109,10 @@ def samples_of(sources: Sequence[Path], subjects: set[str] | None, limit: int, s
 
     found = [s for s in read_sources([str(p) for p in sources]) if subjects is None or s.subject in subjects]
     return subsample(found, limit, seed)
+
+
+def _balanced(eye_state: Any, raw: np.ndarray, y: np.ndarray) -> float:
+    """Balanced accuracy of raw logits under the bundle's own decision rule (eyesdk.metrics, as everywhere)."""
+    from eyesdk.metrics import balanced_accuracy, predict_open
+
+    return balanced_accuracy(y, predict_open(raw, eye_state.temperature, eye_state.threshold))

