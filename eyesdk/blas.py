@@ -53,8 +53,10 @@ def _loaded_paths() -> list[str]:
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _functions() -> tuple[Any, Any] | None:
-    """numpy's OpenBLAS (get, set) thread-count functions, or None when they cannot be found."""
+    """numpy's OpenBLAS (get, set) thread-count functions, or None when they cannot be found (looked up once: the
+    library stays mapped for the process's life, and across fork)."""
     import numpy  # noqa: F401  (loads the library first, so the memory map lists it)
 
     for path in _loaded_paths():

@@ -489,9 +489,17 @@ def test_the_pipeline_keeps_openblas_at_one_thread(tiny_bundle: Path, monkeypatc
     es, seen = _auto(tiny_bundle, 2), []
     feed = es._feed
     monkeypatch.setattr(es, "_feed", lambda grey: seen.append(blas.threads()) or feed(grey))
-    before = blas.threads()
-    es.predict_batch(np.stack(crops(2 * api._PREPROCESS_CHUNK)))
-    assert seen == [1, 1] and blas.threads() == before
+    get, set_ = blas._functions()
+    old = get()
+    set_(2)  # from 2 threads, so the assertion below cannot hold by accident on a 1-CPU runner
+    try:
+        es.predict_batch(np.stack(crops(2 * api._PREPROCESS_CHUNK)))
+        assert seen == [1, 1] and blas.threads() == 2
+        seen.clear()
+        es.predict_batch(np.stack(crops(api._PREPROCESS_CHUNK)))  # one chunk: not pipelined, nothing to overlap
+        assert seen == [2]
+    finally:
+        set_(old)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -11,6 +11,18 @@ from eyesdk import blas
 pytestmark = pytest.mark.skipif(not blas.available(), reason="numpy's OpenBLAS was not found here")
 
 
+@pytest.fixture(autouse=True)
+def two_threads():
+    """Every test starts from 2 OpenBLAS threads, so "one inside, the old count after" cannot hold by accident
+    (a 1-CPU runner or OPENBLAS_NUM_THREADS=1 would otherwise start at 1)."""
+    get, set_ = blas._functions()
+    old = get()
+    set_(2)
+    assert blas.threads() == 2
+    yield
+    set_(old)
+
+
 def test_single_threaded_sets_one_and_restores() -> None:
     before = blas.threads()
     with blas.single_threaded():
