@@ -53,7 +53,6 @@ def _loaded_paths() -> list[str]:
 
 
 @lru_cache(maxsize=1)
-@lru_cache(maxsize=1)
 def _functions() -> tuple[Any, Any] | None:
     """numpy's OpenBLAS (get, set) thread-count functions, or None when they cannot be found (looked up once: the
     library stays mapped for the process's life, and across fork)."""
