@@ -115,6 +115,10 @@ class Step:
     event: EyeEvent | None = None
     alarm: str | None = None
     alarm_new: bool = False
+    # How a closure in progress ended at this step, for the stages that learn from or count closures: "event" (it
+    # became ``event``), "noise" (too short or never deep enough: its frames were open eyes) or "unknown" (dropped
+    # by a gap or unseen eyes: nothing about it is known); None when no closure ended.
+    ended: str | None = None
 
 
 def _dropped(state: MachineState, t: float) -> MachineState:
@@ -147,9 +151,15 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig, scor
 
     The caller guarantees t is finite and strictly increasing (EyeStream checks it).
     """
+    if state.last_t is not None and t - state.last_t > config.max_gap:  # a hole: whatever was going on is unknown
+        in_closure = state.phase in (Phase.CLOSED, Phase.REOPENING)
+        result = _advance(_dropped(state, state.last_t), observed, t, config, score)
+        return replace(result, ended="unknown") if in_closure else result
+    return _advance(state, observed, t, config, score)
+
+
+def _advance(state: MachineState, observed: str, t: float, config: EventConfig, score: float | None) -> Step:
     depth = -math.inf if score is None else score
-    if state.last_t is not None and t - state.last_t > config.max_gap:
-        state = _dropped(state, state.last_t)  # a hole in the stream: whatever was going on is unknown
     seen = observed != UNKNOWN
     seen_at = t if seen else state.seen_at
     phase = state.phase
@@ -167,7 +177,7 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig, scor
         state = replace(state, score_sum=state.score_sum + dt * score, score_time=state.score_time + dt)
     if not seen:
         if state.seen_at is None or t - state.seen_at > config.max_unknown:
-            return Step(_dropped(state, t))
+            return Step(_dropped(state, t), ended="unknown")
         return _with_alarm(replace(state, last_t=t), config)  # bridged: a few unusable frames
     if observed == CLOSED:
         return _with_alarm(replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
@@ -180,7 +190,7 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig, scor
         state = reopening
     if t - state.reopened_at >= config.min_reopen:
         event = _event(state, state.reopened_at, config)
-        return Step(MachineState(Phase.OPEN, t, t), event)
+        return Step(MachineState(Phase.OPEN, t, t), event, ended="noise" if event is None else "event")
     return _with_alarm(replace(state, last_t=t, seen_at=t), config)
 
 

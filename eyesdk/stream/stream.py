@@ -147,7 +147,7 @@ class EyeStream:
         before = self._machine
         result = step(before, self._fused, t, self.config.events, fused_score)
         self._machine = machine = result.state
-        self._learn(before, result, [(e.side, e.logit, dt) for e in eyes if e.valid])
+        self._learn(result, [(e.side, e.logit, dt) for e in eyes if e.valid])
 
         window = self._window
         window.start(t)
@@ -155,7 +155,7 @@ class EyeStream:
             window.add_valid(self._last_t, t)
         if result.event is not None:
             window.add_closure(result.event.start, result.event.end, result.event.kind)
-        elif before.phase in _IN_CLOSURE and machine.phase is not Phase.OPEN and machine.start != before.start:
+        elif result.ended == "unknown":
             window.invalidate(before.start, t)  # the closure was dropped as unknown: its time was not valid
         in_closure = machine.phase in _IN_CLOSURE and machine.confirmed(self.config.events)
         ongoing_end = machine.reopened_at if machine.phase is Phase.REOPENING else t
@@ -259,17 +259,14 @@ class EyeStream:
         logits = iter(self.classifier.logits(resized))
         return [m if m.reason is not None else m._replace(logit=next(logits)) for m in out]
 
-    def _learn(self, before: MachineState, result: Step, samples: list[tuple[str, float, float]]) -> None:
+    def _learn(self, result: Step, samples: list[tuple[str, float, float]]) -> None:
         """Teach each eye's PersonLevels with the machine's own decision about this frame (predict, then learn)."""
         machine = result.state
         events = self.config.events
         in_closure = machine.phase in _IN_CLOSURE
-        ended = None
-        if before.phase in _IN_CLOSURE and (not in_closure or machine.start != before.start):
-            ended = "event" if result.event is not None else "noise" if machine.phase is Phase.OPEN else "unknown"
         for (side, z, seconds), closed in self._labels.label(
             samples, in_closure, machine.start, in_closure and machine.confirmed(events),
-            machine.phase is Phase.REOPENING, machine.phase is Phase.OPEN, ended,
+            machine.phase is Phase.REOPENING, machine.phase is Phase.OPEN, result.ended,
         ):
             self.levels[side].learn_one(z, seconds, not closed)
 

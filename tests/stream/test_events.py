@@ -107,6 +107,23 @@ def test_a_gap_between_updates_drops_the_closure() -> None:
     assert state.phase is Phase.CLOSED
     result = step(state, "open", 40 / FPS + 2.0, config, 1.0)  # 2 s without frames > max_gap 0.5 s
     assert result.event is None and result.state.phase is Phase.OPEN
+    assert result.ended == "unknown"  # not "noise": the held closed frames must not be learned as open eyes
+    again = step(state, "closed", 40 / FPS + 2.0, config, -1.0)  # a new closure right after the hole
+    assert again.ended == "unknown" and again.state.start == pytest.approx(40 / FPS + 2.0)
+
+
+def test_step_says_how_a_closure_ended() -> None:
+    config = EventConfig()
+    state, ends = MachineState(), []
+    trace = ["open"] * 30 + ["closed"] * 6 + ["open"] * 10 + ["closed"] * 1 + ["open"] * 10 + ["closed"] * 6 + \
+        ["unknown"] * 20
+    for i, observed in enumerate(trace):
+        score = {"open": 1.0, "closed": -1.0, "unknown": None}[observed]
+        result = step(state, observed, i / FPS, config, score)
+        state = result.state
+        if result.ended:
+            ends.append(result.ended)
+    assert ends == ["event", "noise", "unknown"]  # a blink, a one-frame flicker, eyes lost mid-closure
 
 
 def test_time_comes_from_timestamps_not_frame_counts() -> None:

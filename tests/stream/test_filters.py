@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from eyesdk.stream.errors import StreamConfigError
@@ -29,14 +31,15 @@ def test_smoothing_is_in_seconds_not_frames() -> None:
         for i in range(1, n + 1):
             smoothed, _ = f.update(-1.0, i / fps)
         values.append(smoothed)
-    assert values[0] == pytest.approx(values[1], abs=1e-9)  # after 0.1 s: 1 - 2 (1 - e^-1) at any frame rate
+    expected = 1.0 - 2.0 * (1.0 - math.exp(-1.0))  # after 0.1 s = one time constant, at any frame rate
+    assert values == [pytest.approx(expected, abs=1e-9)] * 2
 
 
 def test_an_eye_unseen_for_long_starts_afresh() -> None:
     f = EyeFilter(FilterConfig(smoothing=1.0, reset_after=0.5))
     f.update(1.0, 0.0)
     assert f.update(None, 0.1) == (None, "unknown")
-    assert f.update(-1.0, 0.2)[0] < 1.0  # still smoothing from the old value
+    assert f.update(-1.0, 0.2)[0] == pytest.approx(1.0 - 2.0 * (1.0 - math.exp(-0.2)))  # smoothing from the old value
     f.update(None, 0.3)
     f.update(None, 1.0)
     assert f.update(-1.0, 1.1)[0] == -1.0
