@@ -15,11 +15,11 @@ from typing import IO
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
-def _create_temp(folder: Path, name: str, mode: int) -> tuple[int, Path]:
+def _create_temp(folder: Path, name: str, mode: int, suffix: str = ".tmp") -> tuple[int, Path]:
     """A new temp file beside the target, created with ``mode`` less the umask, as open() creates files (mkstemp
     makes 0600 files, and forcing a mode afterwards ignored a user's umask 077)."""
     while True:
-        tmp = folder / f".{name}.{secrets.token_hex(8)}.tmp"
+        tmp = folder / f".{name}.{secrets.token_hex(8)}{suffix}"
         try:
             return os.open(tmp, _CREATE, mode), tmp
         except FileExistsError:  # 64 random bits: practically never
@@ -45,3 +45,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def temp_beside(path: str | os.PathLike[str], suffix: str = ".tmp", mode: int = 0o644) -> Path:
+    """An empty temp file next to ``path`` for a writer that must open the file by name itself (a video encoder
+    picks its container from the suffix); finish with ``replace_with`` or unlink it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(path.parent, path.name, mode, suffix)
+    os.close(fd)
+    return tmp
+
+
+def replace_with(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Put a finished temp file (from ``temp_beside``) on disk and then under ``path``'s name."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return Path(path)

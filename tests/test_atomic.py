@@ -39,3 +39,19 @@ def test_the_umask_is_respected(tmp_path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_a_temp_beside_then_replace_with_gives_a_readable_file_under_the_name(tmp_path) -> None:
+    """For writers that open the file by name (the annotated video): the suffix kept, mode as open() makes it."""
+    import os
+
+    from eyesdk.atomic import replace_with, temp_beside
+
+    target = tmp_path / "out" / "clip.mp4"
+    tmp = temp_beside(target, ".mp4")
+    assert tmp.parent == target.parent and tmp.name.startswith(".clip.mp4.") and tmp.suffix == ".mp4"
+    tmp.write_bytes(b"video")
+    old = os.umask(0o022)
+    os.umask(old)
+    assert stat.S_IMODE(tmp.stat().st_mode) == 0o644 & ~old  # mkstemp would have made it 0600
+    assert replace_with(tmp, target) == target and target.read_bytes() == b"video" and not tmp.exists()

@@ -11,13 +11,13 @@ or is corrupt part-way simply ends (``frames`` < ``frame_count`` says so).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replace_with, temp_beside
 from ..errors import BackendUnavailableError
 from .errors import VideoSourceError
 
@@ -113,11 +113,7 @@ class AnnotatedWriter:
     def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
         self._cv2 = _cv2()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        suffix = self.path.suffix or ".mp4"  # OpenCV picks the container from the suffix
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=suffix)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_beside(self.path, self.path.suffix or ".mp4")  # OpenCV picks the container from the suffix
         self.fps = fps
         self._writer = None
         self.frames = 0
@@ -151,10 +147,7 @@ class AnnotatedWriter:
         if self.frames == 0:
             self._tmp.unlink(missing_ok=True)
             return None
-        with open(self._tmp, "rb") as handle:  # as eyesdk.atomic does: on disk before it takes the target's name
-            os.fsync(handle.fileno())
-        os.replace(self._tmp, self.path)
-        return self.path
+        return replace_with(self._tmp, self.path)
 
     def discard(self) -> None:
         if self._writer is not None:
