@@ -264,12 +264,13 @@ def cv_cmd(out: str, val_offset: int, fold_teachers: tuple[str, ...], **kw: Any)
         k = int(data.folds.max()) + 1
         if val_offset % k == 0:
             raise click.BadParameter(f"--val-offset {val_offset} makes the validation fold the test fold (k = {k})")
+        configs = [_fold_config(_config(**kw), fold_teachers, i) for i in range(k)]  # every fold's teachers, up front
         per_fold = []
         for i in range(k):
             val = (i + val_offset) % k
             if dist.is_main:
                 click.echo(f"\n##### fold {i + 1}/{k} (test {i}, val {val})")
-            cfg = _fold_config(_config(**kw), fold_teachers, i)
+            cfg = configs[i]
             rep = _train_one(data, Path(out) / f"fold{i}", cfg, val, i, kw["quiet"], dist=dist)
             per_fold.append(rep.get("test"))
         if dist.is_main:

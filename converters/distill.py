@@ -36,11 +36,11 @@ class TeacherEnsemble(nn.Module):
 
 
 def teacher_paths(teacher: str | Sequence[str] | None) -> list[str]:
-    """``"a.pt"``, ``"a.pt,b.pt"`` or ``["a.pt", "b.pt"]`` -> a list of checkpoint paths."""
-    if teacher is None:
-        return []
-    items = teacher.split(",") if isinstance(teacher, str) else list(teacher)
-    return [str(p).strip() for p in items if str(p).strip()]
+    """``"a.pt"``, ``"a.pt,b.pt"`` or ``["a.pt", "b.pt"]`` -> a list of checkpoint paths (the CLIs' one comma rule)."""
+    from ..cliutil import split_commas
+
+    return split_commas(None if teacher is None else [str(t) for t in ([teacher] if isinstance(teacher, str)
+                                                                         else teacher)])
 
 
 def load_teacher(teacher: str | Sequence[str]) -> TeacherEnsemble:

@@ -238,5 +238,6 @@ def test_cv_val_offset_and_per_fold_teachers(tree: Path, tmp_path: Path, monkeyp
     result = CliRunner().invoke(main, ["cv", "--data", str(tree), "--out", str(tmp_path / "cv"), "--fold-teacher",
                                        template])
     assert result.exit_code == 2 and "fold 2: teacher checkpoint(s) not found" in result.output
+    assert seen == []  # found before fold 0 trains, not after hours of folds 0 and 1
     result = CliRunner().invoke(main, ["cv", "--data", str(tree), "--out", str(tmp_path / "cv"), "--val-offset", "4"])
     assert result.exit_code == 2 and "makes the validation fold the test fold" in result.output
