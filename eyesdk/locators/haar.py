@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from ..stream.video import INSTALL, opencv
 from .base import LEFT, RIGHT, EyeLocation, as_frame
 from .errors import LocatorModelMissingError
 
 CASCADE = "haarcascade_frontalface_default.xml"
-INSTALL = "pip install 'eyesdk[stream]'  (opencv-python-headless<5)"
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,7 @@ FACE_GEOMETRY = FaceGeometry()
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError as exc:
-        raise BackendUnavailableError(f"the Haar locator needs OpenCV ({exc}); {INSTALL}") from exc
+    cv2 = opencv("the Haar locator needs")
     if not hasattr(cv2, "CascadeClassifier"):
         raise BackendUnavailableError(f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them); "
                                       f"{INSTALL}")

@@ -25,19 +25,21 @@ INSTALL = "pip install 'eyesdk[stream]'  (opencv-python-headless<5)"
 CAMERA_RETRIES = 10
 
 
-def _cv2():
+def opencv(needed_by: str = "video and camera input need"):
+    """OpenCV (the ``stream`` extra), or BackendUnavailableError saying who needs it and the install line."""
     try:
         import cv2
     except ImportError as exc:
-        raise BackendUnavailableError(f"video and camera input need OpenCV ({exc}); {INSTALL}") from exc
+        raise BackendUnavailableError(f"{needed_by} OpenCV ({exc}); {INSTALL}") from exc
     return cv2
+
 
 
 class VideoSource:
     """``for t, frame in VideoSource.file(path)`` (or ``.camera(index)``): BGR uint8 frames with timestamps."""
 
     def __init__(self, capture, name: str, live: bool) -> None:
-        cv2 = _cv2()
+        cv2 = opencv()
         self._cv2 = cv2
         self._capture = capture
         self.name = name
@@ -57,12 +59,12 @@ class VideoSource:
         path = Path(path)
         if not path.is_file():
             raise VideoSourceError(f"video file {path} does not exist or is not a file")
-        cv2 = _cv2()
+        cv2 = opencv()
         return cls(cv2.VideoCapture(str(path)), f"video {path}", live=False)
 
     @classmethod
     def camera(cls, index: int, width: int | None = None, height: int | None = None) -> VideoSource:
-        cv2 = _cv2()
+        cv2 = opencv()
         capture = cv2.VideoCapture(int(index))
         source = cls(capture, f"camera {index}", live=True)
         if width and height:
@@ -111,7 +113,7 @@ class AnnotatedWriter:
     next to the target and renamed over it when closed, so the target is never half a video."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float) -> None:
-        self._cv2 = _cv2()
+        self._cv2 = opencv()
         self.path = Path(path)
         self._tmp = temp_beside(self.path, self.path.suffix or ".mp4")  # OpenCV picks the container from the suffix
         self.fps = fps
