@@ -28,6 +28,13 @@ import numpy as np
 from .base import BaseRunner, ModelFiles
 
 
+def compile_config(threads: int) -> dict[str, object]:
+    """How eyesdk compiles every OpenVINO model (its artifacts and the locator's): f32 kernels (bit-stable logits on
+    every CPU), ``threads`` threads, one stream tuned for latency."""
+    return {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1}
+
+
 class OpenVinoRunner(BaseRunner):
     name = "openvino"
     gated = True
@@ -44,13 +51,7 @@ class OpenVinoRunner(BaseRunner):
         # The shape the hot path binds a buffer for: batch 1 (or the file's fixed batch) when the rest is static.
         rest = [d.get_length() if d.is_static else None for d in list(shape)[1:]]
         self._bound_shape = None if None in rest else (self.fixed_batch or 1, *rest)
-        config = {
-            "INFERENCE_PRECISION_HINT": "f32",
-            "INFERENCE_NUM_THREADS": int(self._threads),
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-        }
-        self._compiled = core.compile_model(model, "CPU", config)
+        self._compiled = core.compile_model(model, "CPU", compile_config(self._threads))
         self._local = threading.local()
 
     def _fork_refusal(self) -> str | None:

@@ -86,9 +86,9 @@ class TfliteModel:
         core = ov.Core()
         model = core.read_model(str(self.path))
         self.input_shape = tuple(int(d) for d in model.inputs[0].get_shape())
-        config = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": int(threads),
-                  "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        self._request = core.compile_model(model, "CPU", config).create_infer_request()
+        from ..backends.openvino import compile_config
+
+        self._request = core.compile_model(model, "CPU", compile_config(threads)).create_infer_request()
         self._run = self._run_openvino
 
     def _run_openvino(self, x: np.ndarray) -> list[np.ndarray]:
