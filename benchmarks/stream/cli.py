@@ -15,7 +15,6 @@ Results cite the data: MRL Eye Dataset (R. Fusek, ISVC 2018), CEW (F. Song et al
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
 from pathlib import Path
@@ -122,11 +121,15 @@ def events(mrl: Path, model: Path | None, subjects_from: str | None, dev: bool, 
     if sweep_only:
         configs = {"default": configs["default"]}
     if sweep:
-        from eyesdk.stream import stream_config
+        from eyesdk.safeio import parse_json
+        from eyesdk.stream.stream import stream_config_of
 
         try:
-            configs.update({name: stream_config(**sections) for name, sections in json.loads(sweep).items()})
-        except (ValueError, TypeError, AttributeError) as exc:
+            variants = parse_json(sweep.encode())
+            if not isinstance(variants, dict):
+                raise TypeError("expected a JSON object: variant name -> {section: {field: value}}")
+            configs.update({name: stream_config_of(sections) for name, sections in variants.items()})
+        except (ValueError, TypeError) as exc:
             raise click.BadParameter(f"--sweep: {exc}") from exc
     span = None
     if figure_path is not None:

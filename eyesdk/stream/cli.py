@@ -72,17 +72,15 @@ def _config(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     if value is None:
         return None
     from ..safeio import RefusedFileError, parse_json, read_regular
-    from .stream import stream_config
+    from .stream import stream_config_of
 
     inline = value.lstrip().startswith("{")
     try:
         sections = parse_json(value.encode() if inline else read_regular(Path(value), 1 << 20))
     except (RefusedFileError, OSError) as exc:
         raise click.BadParameter(f"{'the value' if inline else value} {exc}") from None
-    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
-        raise click.BadParameter('expected a JSON object of sections, e.g. \'{"events": {"confirm_depth": 0.7}}\'')
     try:
-        return stream_config(**sections)
+        return stream_config_of(sections)
     except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -288,6 +288,14 @@ class EyeStream:
         return tuple(eyes), scores
 
 
+def stream_config_of(sections: Any) -> StreamConfig:
+    """A StreamConfig from parsed JSON ``{section: {field: value}}`` (``eyesdk watch --config``, the benchmarks'
+    ``--sweep`` variants); TypeError / ValueError name what is wrong."""
+    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+        raise TypeError('expected a JSON object of sections, e.g. \'{"events": {"confirm_depth": 0.7}}\'')
+    return stream_config(**sections)
+
+
 def stream_config(**sections: Mapping[str, Any]) -> StreamConfig:
     """A StreamConfig with some fields of some sections changed: ``stream_config(events={"max_gap": 1.0})``."""
     from dataclasses import fields, replace

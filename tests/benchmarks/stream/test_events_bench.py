@@ -78,3 +78,21 @@ def test_the_noise_command(tiny_mrl, tmp_path: Path) -> None:
     assert set(document["subjects"]) == {"mrl:s0002", "mrl:s0003"}
     assert document["subjects"]["mrl:s0002"]["open"]["n"] == 24 and "lag1_autocorrelation" in \
         document["subjects"]["mrl:s0002"]["closed"]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "match"),
+    [
+        ('["not", "an", "object"]', r"--sweep: expected a JSON object: variant name"),
+        ('{"v": {"events": 1}}', r"--sweep: expected a JSON object of sections"),
+        ('{"v": {"events": {"bogus": 1}}}', r"--sweep: .*unexpected keyword argument 'bogus'"),
+        ('{"v": {bad', r"--sweep: is not valid JSON"),
+    ],
+)
+def test_a_bad_sweep_is_a_usage_error(tiny_mrl, sweep: str, match: str) -> None:
+    import re
+
+    root, folds, _, held = tiny_mrl
+    result = CliRunner().invoke(bench, ["stream", "events", "--data", str(root), "--subjects-from", f"{folds}:{held}",
+                                        "--mode", "logits", "--backend", "onnxruntime", "--sweep", sweep, "--quiet"])
+    assert result.exit_code == 2 and re.search(match, result.output), result.output
