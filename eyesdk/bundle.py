@@ -74,13 +74,8 @@ class Bundle:
         The check made by ``load_bundle`` vouches for the bytes it read then, not for the file later: whoever loads
         a file (backends, the probe) takes these bytes, so a file changed since is refused instead of run.
         """
-        entry = self.manifest["files"][relative]
-        data = _read_listed(self.path, relative, entry["size"])
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != entry["sha256"].lower():
-            raise _fail(self.path, f"file {relative!r} changed after the bundle was verified (sha256 {actual}; the "
-                                   f"manifest says {entry['sha256']}): refused, not loaded")
-        return data
+        return _verified(self.path, relative, self.manifest["files"][relative],
+                         "changed after the bundle was verified ({}): refused, not loaded")
 
     def artifact_files(self, artifact: dict[str, Any]) -> ModelFiles:
         """The verified bytes of an artifact's main file and sidecars, ready for a backend's ``load``."""
@@ -201,6 +196,16 @@ def _check_file_entry(root: Path, rel: str, entry: Any) -> None:
         raise _fail(root, f"files[{rel!r}] must be {{'sha256': 64 hex digits, 'size': int >= 0}}, got {entry!r}")
 
 
+def _verified(root: Path, rel: str, entry: dict[str, Any], problem: str) -> bytes:
+    """A listed file's bytes, read once (regular file, listed size) and checked against its sha256; ``problem`` is
+    the message around "sha256 X; the manifest says Y"."""
+    data = _read_listed(root, rel, entry["size"])
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != entry["sha256"].lower():
+        raise _fail(root, f"file {rel!r} " + problem.format(f"sha256 {actual}; the manifest says {entry['sha256']}"))
+    return data
+
+
 def _check_files(root: Path, files: Any, artifacts: Any) -> None:
     """Size + sha256 of every listed file, and what the model files themselves name (ONNX external data)."""
     if not isinstance(files, dict) or not files:
@@ -212,10 +217,7 @@ def _check_files(root: Path, files: Any, artifacts: Any) -> None:
     for rel, entry in files.items():
         check_relative_path(root, rel, "files")
         _check_file_entry(root, rel, entry)
-        data = _read_listed(root, rel, entry["size"])
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != entry["sha256"].lower():
-            raise _fail(root, f"file {rel!r} has sha256 {actual}; the manifest says {entry['sha256']} (modified)")
+        data = _verified(root, rel, entry, "has {} (modified)")
         fmt = formats.get(rel)
         try:
             named = modelrefs.files_named_by(fmt, data) if isinstance(fmt, str) else []
