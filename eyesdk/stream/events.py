@@ -48,8 +48,10 @@ class EventConfig:
     min_reopen: float = 0.05
     max_unknown: float = 0.3
     max_gap: float = 0.5
-    confirm_depth: float = 0.85  # a closure counts once the fused score reached -confirm_depth (person units)
-    solid_depth: float = 0.0  # ... and while its time-weighted mean score is at most -solid_depth (0: not checked)
+    confirm_depth: float = 0.7  # a closure counts once the fused score reached -confirm_depth (person units)
+    core_depth: float = 0.5  # frames at least this deep (person units) are a closure's core ...
+    max_shallow: float = 0.25  # ... and shallower runs longer than this at its start or end are not part of it
+    max_bridge: float = 0.25  # a closure ends after this long without core frames (>= max_shallow)
 
     def __post_init__(self) -> None:
         for name in ("long_blink_from", "microsleep_from", "sleep_from", "max_gap"):
@@ -57,7 +59,9 @@ class EventConfig:
         for name in ("min_closure", "min_reopen", "max_unknown"):
             check_range("EventConfig", name, getattr(self, name), 0.0)
         check_range("EventConfig", "confirm_depth", self.confirm_depth, -2.0, 2.0)
-        check_range("EventConfig", "solid_depth", self.solid_depth, 0.0, 2.0)
+        check_range("EventConfig", "core_depth", self.core_depth, -2.0, 2.0)
+        check_range("EventConfig", "max_shallow", self.max_shallow, 0.0, lo_open=True)
+        check_range("EventConfig", "max_bridge", self.max_bridge, self.max_shallow)
         if not self.long_blink_from < self.microsleep_from < self.sleep_from:
             raise StreamConfigError(
                 f"EventConfig thresholds must increase: long_blink_from {self.long_blink_from} < microsleep_from "
@@ -96,15 +100,37 @@ class MachineState:
     clipped_start: bool = False
     alarm: str | None = None
     deepest: float = 0.0  # lowest fused score seen in this closure
-    score_sum: float = 0.0  # time-weighted sum of the closure's fused scores (seconds x score)
-    score_time: float = 0.0
+    core_start: float | None = None  # first frame at least core_depth deep
+    core_end: float | None = None  # last such frame
+    after_core: float | None = None  # first frame after core_end: the start of the shallow run since
 
     def confirmed(self, config: EventConfig) -> bool:
-        if self.deepest > -config.confirm_depth:
-            return False
-        if config.solid_depth > 0.0 and self.score_time > 0.0:
-            return self.score_sum / self.score_time <= -config.solid_depth
-        return True
+        return self.deepest <= -config.confirm_depth
+
+    def onset(self, config: EventConfig) -> float:
+        """Where the closure begins: its first closed frame, or its core when a longer shallow run led to it."""
+        if self.core_start is not None and self.core_start - self.start > config.max_shallow:
+            return self.core_start
+        return self.start
+
+    def end_at(self, end: float, config: EventConfig) -> float:
+        """Where a closure ending at ``end`` ends: there, or at its core's end when a longer shallow run followed."""
+        if self.after_core is not None and end - self.after_core > config.max_shallow:
+            return self.after_core
+        return end
+
+    def shallow_for(self, t: float) -> float:
+        """Seconds since the closure's core ended (0 while in it or before it)."""
+        return 0.0 if self.after_core is None else t - self.after_core
+
+    def at_depth(self, depth: float, t: float, config: EventConfig) -> MachineState:
+        """This closure after a frame at ``depth`` (person units) at time t: its core and the shallow run since."""
+        if depth <= -config.core_depth:
+            return replace(self, core_start=t if self.core_start is None else self.core_start, core_end=t,
+                           after_core=None)
+        if self.core_end is not None and self.after_core is None:
+            return replace(self, after_core=t)
+        return self
 
 
 @dataclass(frozen=True)
@@ -127,10 +153,11 @@ def _dropped(state: MachineState, t: float) -> MachineState:
 
 
 def _event(state: MachineState, end: float, config: EventConfig, clipped: bool = False) -> EyeEvent | None:
-    duration = end - state.start
+    start, end = state.onset(config), state.end_at(end, config)
+    duration = end - start
     if duration < config.min_closure or not state.confirmed(config):
         return None
-    return EyeEvent(config.kind_of(duration), state.start, end, clipped=clipped or state.clipped_start)
+    return EyeEvent(config.kind_of(duration), start, end, clipped=clipped or state.clipped_start)
 
 
 def _with_alarm(state: MachineState, config: EventConfig, event: EyeEvent | None = None) -> Step:
@@ -138,7 +165,7 @@ def _with_alarm(state: MachineState, config: EventConfig, event: EyeEvent | None
     if state.phase not in (Phase.CLOSED, Phase.REOPENING) or not state.confirmed(config):
         return Step(state, event)
     until = state.reopened_at if state.phase is Phase.REOPENING else state.last_t
-    alarm = config.alarm_of(until - state.start)
+    alarm = config.alarm_of(state.end_at(until, config) - state.onset(config))
     if alarm is None:
         return Step(state, event)
     new = alarm != state.alarm
@@ -167,21 +194,23 @@ def _advance(state: MachineState, observed: str, t: float, config: EventConfig, 
     if phase in (Phase.OPEN, Phase.UNKNOWN):
         if observed == CLOSED:
             clipped = phase is Phase.UNKNOWN  # the closure may have begun while the eyes were not seen
-            return _with_alarm(MachineState(Phase.CLOSED, t, seen_at, start=t, clipped_start=clipped,
-                                            deepest=depth), config)
+            closure = MachineState(Phase.CLOSED, t, seen_at, start=t, clipped_start=clipped, deepest=depth)
+            return _with_alarm(closure.at_depth(depth, t, config), config)
         return Step(MachineState(Phase.OPEN if observed == OPEN else Phase.UNKNOWN, t, seen_at))
 
-    # In a closure (CLOSED or REOPENING): this frame's score counts for the time since the previous frame.
-    if score is not None:
-        dt = min(t - state.last_t, config.max_gap)
-        state = replace(state, score_sum=state.score_sum + dt * score, score_time=state.score_time + dt)
+    # In a closure (CLOSED or REOPENING).
     if not seen:
         if state.seen_at is None or t - state.seen_at > config.max_unknown:
             return Step(_dropped(state, t), ended="unknown")
         return _with_alarm(replace(state, last_t=t), config)  # bridged: a few unusable frames
+    state = state.at_depth(depth if observed == CLOSED else math.inf, t, config)
     if observed == CLOSED:
-        return _with_alarm(replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
-                                   deepest=min(state.deepest, depth)), config)
+        state = replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
+                        deepest=min(state.deepest, depth))
+        if state.shallow_for(t) > config.max_bridge:  # closed by hysteresis, but too shallow for too long
+            event = _event(state, t, config)
+            return Step(MachineState(Phase.OPEN, t, t), event, ended="noise" if event is None else "event")
+        return _with_alarm(state, config)
     # observed open
     if phase is Phase.CLOSED:
         reopening = replace(state, phase=Phase.REOPENING, last_t=t, seen_at=t, reopened_at=t)

@@ -268,7 +268,10 @@ class EyeStream:
             samples, in_closure, machine.start, in_closure and machine.confirmed(events),
             machine.phase is Phase.REOPENING, machine.phase is Phase.OPEN, result.ended,
         ):
-            self.levels[side].learn_one(z, seconds, not closed)
+            levels = self.levels[side]
+            if closed and levels.predict_one(z) > -events.core_depth:
+                continue  # a confirmed closure teaches the closed level with its core frames only
+            levels.learn_one(z, seconds, not closed)
 
     def _follow(self, measured: list[_Measured], t: float) -> tuple[tuple[EyeObservation, ...], list[float]]:
         """Score (in the person's units) and filter every eye; returns the observations and the valid scores."""

@@ -84,6 +84,39 @@ def test_shallow_closures_are_not_confirmed() -> None:
     assert len(events) == 1 and events[0].duration == pytest.approx(6 / FPS)
 
 
+def test_a_closure_is_its_core_not_the_shallow_runs_around_it() -> None:
+    """Open frames the classifier puts just below the boundary, around a real blink, must not stretch it (glasses)."""
+    shallow, deep = -0.35, -1.0  # below enter_closed, above core_depth / below it
+    events, alarms, _ = run([("open", 30), ("closed", 15, shallow), ("closed", 8, deep), ("closed", 15, shallow),
+                             ("open", 30)])
+    assert len(events) == 1 and alarms == []
+    assert events[0].kind == "blink"
+    assert events[0].start == pytest.approx(45 / FPS) and events[0].duration == pytest.approx(8 / FPS)
+    # shallow runs no longer than max_shallow stay part of it (eyelids move through a frame or two)
+    events, _, _ = run([("open", 30), ("closed", 3, shallow), ("closed", 8, deep), ("closed", 3, shallow),
+                        ("open", 30)])
+    assert events[0].start == pytest.approx(30 / FPS) and events[0].duration == pytest.approx(14 / FPS)
+
+
+def test_a_long_shallow_run_ends_the_closure_and_a_short_one_is_bridged() -> None:
+    config = EventConfig()
+    bridged = int(config.max_bridge * FPS) - 1
+    events, _, _ = run([("open", 30), ("closed", 20, -1.0), ("closed", bridged, -0.35), ("closed", 20, -1.0),
+                        ("open", 30)])
+    assert len(events) == 1 and events[0].duration == pytest.approx((40 + bridged) / FPS)
+    events, _, state = run([("open", 30), ("closed", 20, -1.0), ("closed", 60, -0.35)])
+    assert len(events) == 1 and events[0].duration == pytest.approx(20 / FPS)
+    assert state.phase is Phase.CLOSED and not state.confirmed(config)  # what follows is a new, unconfirmed one
+
+
+def test_alarms_count_from_the_core_onset() -> None:
+    """A long shallow lead-in before a real closure does not bring its microsleep alarm forward."""
+    events, alarms, _ = run([("open", 30), ("closed", 20, -0.35), ("closed", 40, -1.0), ("open", 30)])
+    assert events[0].kind == "microsleep" and events[0].start == pytest.approx(50 / FPS)
+    first = next(t for t, kind, new in alarms if new)
+    assert first == pytest.approx(80 / FPS, abs=1.5 / FPS)  # 1 s after the core began, not the shallow start
+
+
 def test_unknown_inside_a_closure_is_bridged_when_short_and_ends_it_when_long() -> None:
     events, _, _ = run([("open", 30), ("closed", 6), ("unknown", 3), ("closed", 6), ("open", 30)])
     assert len(events) == 1 and events[0].duration == pytest.approx(15 / FPS)
@@ -167,6 +200,8 @@ def test_scoreless_callers_count_as_deep() -> None:
         ({"max_gap": float("nan")}, r"EventConfig.max_gap = nan is out of range"),
         ({"microsleep_from": 4.0}, r"thresholds must increase"),
         ({"confirm_depth": 3.0}, r"EventConfig.confirm_depth = 3.0 is out of range"),
+        ({"max_shallow": 0.0}, r"EventConfig.max_shallow = 0.0 is out of range"),
+        ({"max_bridge": 0.1}, r"EventConfig.max_bridge = 0.1 is out of range"),
     ],
 )
 def test_bad_event_config_is_refused(kwargs: dict, match: str) -> None:

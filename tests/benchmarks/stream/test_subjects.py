@@ -29,6 +29,16 @@ def test_only_held_out_fold_numbers_recorded(tiny_mrl) -> None:
         unseen_subjects(manifest, f"{folds}:{min(trained, held)},{max(trained, held)}")
 
 
+def test_recorded_folds_file_and_held_out_folds(tiny_mrl) -> None:
+    """A checkpoint trained with a test fold records its folds file and val / test folds, not its train folds."""
+    _, folds, trained, held = tiny_mrl
+    manifest = {"training": {"folds_file": str(folds), "val_fold": held, "test_fold": None}}
+    chosen = unseen_subjects(manifest, None)
+    assert chosen.subjects == {"mrl:s0002", "mrl:s0003"} and chosen.verified and chosen.folds == (held,)
+    with pytest.raises(SeenSubjectsError, match=rf"so it trained on fold\(s\) \[{trained}\]; refusing to report"):
+        unseen_subjects(manifest, f"{folds}:{trained}")
+
+
 def test_nothing_recorded_needs_an_explicit_choice(tiny_mrl) -> None:
     _, folds, _, held = tiny_mrl
     with pytest.raises(SeenSubjectsError, match=r"does not say which subjects it trained on"):
