@@ -7,14 +7,16 @@ sit at -0.3 (48 % and 40 % of their closed frames above 0), while typical levels
 
 ``PersonLevels`` is a river-style online estimator (``learn_one`` / ``predict_one`` / ``state``) of one eye's two
 levels. It never sees a label: the stream teaches it with its OWN decisions (decision-directed learning, the classic
-label-free adaptation of a receiver): frames of confirmed closures are "closed", frames of open periods and of
-flickers the state machine dropped as noise are "open" (``DecisionLabels``). Each class keeps a histogram of
-calibrated logits (bins of 0.25 s of evidence each) that fades with a half-life, so the estimate follows the person
-(and the light) over minutes, plus a prior bump worth ``prior_seconds`` that never fades, so someone who has not
-blinked yet keeps a sensible closed level. The levels are the classes' weighted medians (robust to long tails), the
-boundary is halfway between them, bounded to [prior - max_down, prior + max_up]. ``predict_one`` maps a logit into
-the person's units: +1 at their open level, -1 at their closed level, 0 at the boundary (the units of the hysteresis
-and confirmation thresholds).
+label-free adaptation of a receiver): the core frames of confirmed closures are "closed", frames of open periods and
+of flickers the state machine dropped as noise are "open" (``DecisionLabels``; the stream skips a closure's shallow
+frames). Each class keeps a histogram of calibrated logits (bins of 0.25 s of evidence each) that fades with a
+half-life, so the estimate follows the person (and the light) over minutes, plus a prior bump worth ``prior_seconds``
+that never fades, so someone who has not blinked yet keeps a sensible closed level; until ``bootstrap_seconds`` of
+closures were confirmed, that closed prior moves up to the person's open outliers when they sit shallower (someone
+whose closed eyes score shallower than the prior would otherwise never be confirmed, and never teach it). The levels
+are the classes' weighted medians (robust to long tails), the boundary is halfway between them, bounded to [prior -
+max_down, prior + max_up]. ``predict_one`` maps a logit into the person's units: +1 at their open level, -1 at their
+closed level, 0 at the boundary (the units of the hysteresis and confirmation thresholds).
 
 Why decisions and not an unsupervised two-cluster fit, measured on real crops (docs/stream.md): awake eyes are closed
 ~5 % of the time and open logits often have a long low tail, so every unsupervised fit tried (a Gaussian mixture,

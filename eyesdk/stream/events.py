@@ -9,10 +9,13 @@ Visible on purpose: one enum of phases, one frozen state value, one transition f
 
 A closure is only confirmed (reported, alarmed, counted in PERCLOS) once the fused score went at least
 ``confirm_depth`` towards the person's closed level: measured on real crops, frames that cross the middle by noise
-stay shallow, real closures sit at the closed level. Time is only ever read from the timestamps handed in (cameras
-drop frames; files have variable frame rates). A closure's kind is chosen once, from its total duration, when it
-ends; while it lasts, alarms escalate from microsleep (>= 1 s) to sleep (>= 3 s) so a warning comes at 1 s, not
-when the eyes reopen.
+stay shallow, real closures sit at the closed level. A closure is its core (frames at least ``core_depth`` deep):
+shallow runs longer than ``max_shallow`` before or after the core are not part of it, and ``max_bridge`` without
+core frames ends it — measured on glasses subjects, open eyes scored just below the boundary next to a real blink
+otherwise stretched it into a false microsleep (docs/stream.md). Time is only ever read from the timestamps handed
+in (cameras drop frames; files have variable frame rates). A closure's kind is chosen once, from its total duration,
+when it ends; while it lasts, alarms escalate from microsleep (>= 1 s) to sleep (>= 3 s) so a warning comes at 1 s,
+not when the eyes reopen.
 """
 
 from __future__ import annotations
