@@ -157,13 +157,17 @@ class EyeStream:
             window.add_closure(result.event.start, result.event.end, result.event.kind)
         elif result.ended == "unknown":
             window.invalidate(before.start, t)  # the closure was dropped as unknown: its time was not valid
-        in_closure = machine.phase in _IN_CLOSURE and machine.confirmed(self.config.events)
+        events_cfg = self.config.events
+        in_closure = machine.phase in _IN_CLOSURE and machine.confirmed(events_cfg)
+        onset = machine.onset(events_cfg) if in_closure else None  # where the event will start (its core rule)
         ongoing_end = machine.reopened_at if machine.phase is Phase.REOPENING else t
-        perclos = window.perclos(t, machine.start if in_closure else None, ongoing_end)
+        if in_closure:
+            ongoing_end = machine.end_at(ongoing_end, events_cfg)
+        perclos = window.perclos(t, onset, ongoing_end)
 
         alarms = []
         if result.alarm is not None:
-            alarms.append(Alarm(result.alarm, machine.start, result.alarm_new))
+            alarms.append(Alarm(result.alarm, machine.onset(events_cfg), result.alarm_new))
         drowsy, new = window.drowsy(t, perclos)
         if drowsy:
             alarms.append(Alarm(DROWSY, window.drowsy_since, new))

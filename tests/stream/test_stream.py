@@ -180,6 +180,20 @@ def test_glint_runs_around_a_blink_do_not_make_it_a_microsleep(eye_state) -> Non
     assert sum(1 for e in late if e.kind == "blink" and 0.15 < e.duration < 0.45) == 15  # one per blink
 
 
+def test_alarm_since_and_event_start_are_the_core_onset(eye_state) -> None:
+    """A 0.5 s shallow lead-in is not part of the closure: the alarm's ``since`` and the event's start agree."""
+    stream = EyeStream(locator=None, eye_state=eye_state)
+    alarms, events = [], []
+    for i in range(int(5 * FPS)):
+        t = i / FPS
+        z = 5.5 if t < 1.0 or t >= 3.0 else (-2.2 if t < 1.5 else -6.0)  # -2.2: ~-0.4 in person units
+        u = stream.update_logits({"left": z, "right": z}, t)
+        alarms += [a for a in u.alarms if a.new]
+        events += list(u.events)
+    assert [a.kind for a in alarms] == ["microsleep"] and [e.kind for e in events] == ["microsleep"]
+    assert alarms[0].since == pytest.approx(1.5, abs=1.5 / FPS) and events[0].start == alarms[0].since
+
+
 def test_reset_forgets_everything(eye_state) -> None:
     stream = EyeStream(locator=None, eye_state=eye_state)
     for i in range(60):
