@@ -110,7 +110,7 @@ def load_labelled(
 
 def _packed(pack: Any, contract: PreprocessContract, subjects_from: str | None, max_samples: int | None) -> Any:
     """The same selection as for image sources (one fold's subjects, a seeded cap), read from a pack's rows."""
-    if pack.contract != contract.as_trained():
+    if not pack.contract.same_crops(contract):
         raise ValueError(f"the pack holds {pack.contract.size} px crops ({pack.contract.to_dict()}) but the bundle's "
                          f"contract is {contract.to_dict()}; pack the data with --size {contract.size}")
     rows = np.arange(len(pack))

@@ -297,7 +297,7 @@ class Pack:
         its artifacts; it must describe the pack's crops), with their labels and samples."""
         from .pipeline import model_inputs
 
-        if contract is not None and contract.as_trained() != self.contract:
+        if contract is not None and not contract.same_crops(self.contract):
             raise ValueError(f"the pack holds crops of contract {self.contract.to_dict()}, not {contract.to_dict()}")
         rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
         x = model_inputs(self.crops.take(rows), contract or self.contract)

@@ -44,7 +44,7 @@ class PreparedData:
     def fed(self, mask: np.ndarray, contract: PreprocessContract) -> ModelInputs:
         """The masked crops as artifacts exported under ``contract`` take them (resized only, where they
         standardize in their graph); ``contract`` must describe the same crops as the data's own."""
-        if contract.as_trained() != self.contract.as_trained():
+        if not contract.same_crops(self.contract):
             raise ValueError(f"the data was prepared with contract {self.contract.to_dict()}, not "
                              f"{contract.as_trained().to_dict()}")
         return ModelInputs(self.x[mask], contract)
@@ -131,7 +131,7 @@ def _crops_of(specs: Sequence[str | Path], contract: PreprocessContract, cache_d
                         "(eyesdk-convert pack takes several --data) or none")
     if packs:
         pack = Pack(packs)
-        if pack.contract != contract:
+        if not pack.contract.same_crops(contract):
             raise PackError(f"{', '.join(map(str, packs))} holds {pack.contract.size} px crops "
                             f"({pack.contract.to_dict()}); pass --size {pack.contract.size} or pack again")
         return pack.table, pack.crops, [], pack.skipped

@@ -78,6 +78,11 @@ class PreprocessContract:
         (where an artifact standardizes its input is an export choice; the crops and the model are the same)."""
         return replace(self, normalization_in_model=False)
 
+    def same_crops(self, other: PreprocessContract) -> bool:
+        """Whether the two describe the same model inputs up to where standardization runs (packs, caches and
+        prepared data are compared with this: a bundle that standardizes in its graph reads the same crops)."""
+        return self.as_trained() == other.as_trained()
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PreprocessContract:
         """The contract a manifest describes; refused unless this eyesdk implements it. A field this eyesdk does

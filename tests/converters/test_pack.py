@@ -75,6 +75,17 @@ def test_a_bundle_that_standardizes_in_its_graph_reads_the_pack_resized(packed: 
         pack.load(rows, PreprocessContract(size=32))
 
 
+def test_a_pack_written_under_an_in_graph_contract_reads_under_it(sources: list[Path], tmp_path: Path) -> None:
+    """A pack made with a bundle's contract (standardization in its graph) is the same crops: its own contract, and
+    the training one, read it."""
+    in_model = PreprocessContract(size=24, normalization_in_model=True)
+    write_pack(read_sources([sources[1]]), tmp_path / "p", in_model, progress=False)
+    pack = Pack([tmp_path / "p"])
+    rows = np.arange(3)
+    np.testing.assert_array_equal(pack.load(rows, in_model).x, pack.crops.take(rows).astype(np.float32))
+    np.testing.assert_array_equal(pack.load(rows, CONTRACT).x, Pack([tmp_path / "p"]).load(rows, CONTRACT).x)
+
+
 def test_skipped_images_are_listed_not_packed(packed: Path) -> None:
     skipped = [json.loads(line) for line in (packed / "skipped.jsonl").read_text().splitlines()]
     assert [Path(s["path"]).name for s in skipped] == ["s0002_00099_0_0_1_0_1_01.png"]
