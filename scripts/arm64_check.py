@@ -411,7 +411,7 @@ def _stream_config() -> Any:
 
     # A parity check, not a model check: a shallow confirmation depth keeps the scenario's closures events whatever
     # the shipped model makes of synthetic closed eyes (the default model puts them at calibrated logits of -3 to -4.5).
-    return stream_config(window={"window": STREAM_WINDOW_S}, events={"confirm_depth": 0.3})
+    return stream_config(window={"window": STREAM_WINDOW_S}, events={"confirm_depth": 0.3, "core_depth": 0.3})
 
 
 def _event(event: Any) -> list[Any]:

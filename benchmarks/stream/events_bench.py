@@ -7,7 +7,7 @@ blinks, drowsy spells with long blinks, microsleeps and sleep; 30 fps with jitte
 
 - ``default``: the shipped configuration (adaptation on);
 - ``fixed``: the same filter with adaptation frozen at the prior (a fixed threshold): what adaptation buys;
-- ``per_frame``: no hysteresis, no minimum closure / reopening: what the temporal filter buys.
+- ``per_frame``: no hysteresis, no minimum closure / reopening, no core rule: what the temporal filter buys.
 
 ``frames`` mode sends every crop through the whole stream (gate, classifier, everything); ``logits`` mode measures
 each crop once through the same stream and replays the logits with ``update_logits`` (identical results, for
@@ -39,7 +39,8 @@ def variants() -> dict[str, Any]:
         "fixed": replace(base, adaptation=replace(base.adaptation, enabled=False)),
         "per_frame": replace(base, adaptation=replace(base.adaptation, enabled=False),
                              filter=replace(base.filter, enter_closed=0.0, exit_closed=0.0),
-                             events=replace(base.events, min_closure=0.0, min_reopen=0.0, confirm_depth=0.0)),
+                             events=replace(base.events, min_closure=0.0, min_reopen=0.0, confirm_depth=0.0,
+                                            core_depth=0.0)),
     }
 
 

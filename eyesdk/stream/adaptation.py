@@ -187,7 +187,7 @@ class PersonLevels:
         return self._bump(level) if level > self._prior_levels[1] else self._prior[1]
 
 
-Sample = tuple[str, float, float]  # side, calibrated logit, seconds
+Sample = tuple[str, float, float, float]  # side, calibrated logit, seconds, score (person units, when seen)
 
 
 class DecisionLabels:
@@ -196,7 +196,8 @@ class DecisionLabels:
     Frames of the open phase are open. Frames of a closure are held until the machine decides: once the closure is
     confirmed they are closed (open flickers inside it, REOPENING frames, stay open); a closure dropped as noise
     (never deep enough, too short) makes them open; one dropped as unknown (the eyes were lost) discards them. At
-    most ``max_pending`` seconds are held.
+    most ``max_pending`` seconds are held. (``EyeStream._learn`` then teaches only the core frames of a closure, by
+    each sample's score at the time it was seen, as closed.)
     """
 
     def __init__(self, max_pending: float = 10.0) -> None:

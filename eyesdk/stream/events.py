@@ -35,6 +35,9 @@ class Phase(Enum):
     UNKNOWN = "unknown"
 
 
+IN_CLOSURE = (Phase.CLOSED, Phase.REOPENING)
+
+
 @dataclass(frozen=True)
 class EventConfig:
     """Thresholds of the state machine, in seconds.
@@ -62,7 +65,7 @@ class EventConfig:
         for name in ("min_closure", "min_reopen", "max_unknown"):
             check_range("EventConfig", name, getattr(self, name), 0.0)
         check_range("EventConfig", "confirm_depth", self.confirm_depth, -2.0, 2.0)
-        check_range("EventConfig", "core_depth", self.core_depth, -2.0, 2.0)
+        check_range("EventConfig", "core_depth", self.core_depth, -2.0, self.confirm_depth)  # confirmed => a core
         check_range("EventConfig", "max_shallow", self.max_shallow, 0.0, lo_open=True)
         check_range("EventConfig", "max_bridge", self.max_bridge, self.max_shallow)
         if not self.long_blink_from < self.microsleep_from < self.sleep_from:
@@ -122,18 +125,25 @@ class MachineState:
             return self.after_core
         return end
 
+    def span(self, config: EventConfig, end: float | None = None) -> tuple[float, float]:
+        """(start, end) of the event this closure is, ending at ``end`` (default: now, or where it began to
+        reopen): what the event, its alarm and PERCLOS all count."""
+        if end is None:
+            end = self.reopened_at if self.phase is Phase.REOPENING else self.last_t
+        return self.onset(config), self.end_at(end, config)
+
     def shallow_for(self, t: float) -> float:
         """Seconds since the closure's core ended (0 while in it or before it)."""
         return 0.0 if self.after_core is None else t - self.after_core
 
-    def at_depth(self, depth: float, t: float, config: EventConfig) -> MachineState:
-        """This closure after a frame at ``depth`` (person units) at time t: its core and the shallow run since."""
+    def at_depth(self, depth: float, t: float, config: EventConfig, **changes: object) -> MachineState:
+        """This closure after a frame at ``depth`` (person units; inf for an open or unseen frame) at time t: its
+        core and the shallow run since, with ``changes`` applied in the same copy."""
         if depth <= -config.core_depth:
-            return replace(self, core_start=t if self.core_start is None else self.core_start, core_end=t,
-                           after_core=None)
-        if self.core_end is not None and self.after_core is None:
-            return replace(self, after_core=t)
-        return self
+            changes.update(core_start=t if self.core_start is None else self.core_start, core_end=t, after_core=None)
+        elif self.core_end is not None and self.after_core is None:
+            changes["after_core"] = t
+        return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,7 @@ def _dropped(state: MachineState, t: float) -> MachineState:
 
 
 def _event(state: MachineState, end: float, config: EventConfig, clipped: bool = False) -> EyeEvent | None:
-    start, end = state.onset(config), state.end_at(end, config)
+    start, end = state.span(config, end)
     duration = end - start
     if duration < config.min_closure or not state.confirmed(config):
         return None
@@ -165,10 +175,10 @@ def _event(state: MachineState, end: float, config: EventConfig, clipped: bool =
 
 def _with_alarm(state: MachineState, config: EventConfig, event: EyeEvent | None = None) -> Step:
     """Attach the ongoing alarm of a closure in progress (escalation makes it new)."""
-    if state.phase not in (Phase.CLOSED, Phase.REOPENING) or not state.confirmed(config):
+    if state.phase not in IN_CLOSURE or not state.confirmed(config):
         return Step(state, event)
-    until = state.reopened_at if state.phase is Phase.REOPENING else state.last_t
-    alarm = config.alarm_of(state.end_at(until, config) - state.onset(config))
+    start, end = state.span(config)
+    alarm = config.alarm_of(end - start)
     if alarm is None:
         return Step(state, event)
     new = alarm != state.alarm
@@ -182,7 +192,7 @@ def step(state: MachineState, observed: str, t: float, config: EventConfig, scor
     The caller guarantees t is finite and strictly increasing (EyeStream checks it).
     """
     if state.last_t is not None and t - state.last_t > config.max_gap:  # a hole: whatever was going on is unknown
-        in_closure = state.phase in (Phase.CLOSED, Phase.REOPENING)
+        in_closure = state.phase in IN_CLOSURE
         result = _advance(_dropped(state, state.last_t), observed, t, config, score)
         return replace(result, ended="unknown") if in_closure else result
     return _advance(state, observed, t, config, score)
@@ -205,16 +215,17 @@ def _advance(state: MachineState, observed: str, t: float, config: EventConfig, 
     if not seen:
         if state.seen_at is None or t - state.seen_at > config.max_unknown:
             return Step(_dropped(state, t), ended="unknown")
-        return _with_alarm(replace(state, last_t=t), config)  # bridged: a few unusable frames
-    state = state.at_depth(depth if observed == CLOSED else math.inf, t, config)
+        # bridged: a few unusable frames (not core: they count towards the shallow run after a core)
+        return _with_alarm(state.at_depth(math.inf, t, config, last_t=t), config)
     if observed == CLOSED:
-        state = replace(state, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
-                        deepest=min(state.deepest, depth))
+        state = state.at_depth(depth, t, config, phase=Phase.CLOSED, last_t=t, seen_at=t, reopened_at=None,
+                               deepest=min(state.deepest, depth))
         if state.shallow_for(t) > config.max_bridge:  # closed by hysteresis, but too shallow for too long
             event = _event(state, t, config)
             return Step(MachineState(Phase.OPEN, t, t), event, ended="noise" if event is None else "event")
         return _with_alarm(state, config)
     # observed open
+    state = state.at_depth(math.inf, t, config)
     if phase is Phase.CLOSED:
         reopening = replace(state, phase=Phase.REOPENING, last_t=t, seen_at=t, reopened_at=t)
         if config.min_reopen > 0.0:
@@ -230,6 +241,6 @@ def finish(state: MachineState, config: EventConfig) -> EyeEvent | None:
     """Complete the closure in progress at the end of a stream (``EyeStream.close``)."""
     if state.phase is Phase.REOPENING:
         return _event(state, state.reopened_at, config)
-    if state.phase is Phase.CLOSED:
-        return _event(state, state.last_t, config, clipped=True)
+    if state.phase is Phase.CLOSED:  # clipped: its end was not seen, unless a long shallow run had ended its core
+        return _event(state, state.last_t, config, clipped=state.end_at(state.last_t, config) == state.last_t)
     return None

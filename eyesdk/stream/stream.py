@@ -26,11 +26,11 @@ from ..locators import Locator, make_locator
 from ..locators.base import SIDES, as_frame
 from ..locators.crop import crop_eye
 from ..metrics import sigmoid
-from .adaptation import DecisionLabels, LevelsState, PersonLevels
+from .adaptation import DecisionLabels, LevelsState, PersonLevels, Sample
 from .classify import CropClassifier
 from .config import StreamConfig
 from .errors import FrameError, StreamClosedError, TimestampError
-from .events import MachineState, Phase, Step, finish, step
+from .events import IN_CLOSURE, MachineState, Phase, Step, finish, step
 from .filters import EyeFilter, fuse, hysteresis
 from .quality import TOO_SMALL, crop_stats, judge
 from .values import DROWSY, UNKNOWN, Alarm, EyeEvent, EyeObservation, StreamUpdate
@@ -39,7 +39,6 @@ from .winks import WinkDetector
 
 SINGLE = "eye"  # the side name of a lone crop given without a locator
 NO_EYE = "no_eye"
-_IN_CLOSURE = (Phase.CLOSED, Phase.REOPENING)
 _Seen = tuple[str, Any, "tuple[int, int, int, int] | None", float, float]  # side, pixels | None, box, side px, inside
 
 
@@ -147,7 +146,7 @@ class EyeStream:
         before = self._machine
         result = step(before, self._fused, t, self.config.events, fused_score)
         self._machine = machine = result.state
-        self._learn(result, [(e.side, e.logit, dt) for e in eyes if e.valid])
+        self._learn(result, [(e.side, e.logit, dt, e.score) for e in eyes if e.valid])
 
         window = self._window
         window.start(t)
@@ -157,17 +156,13 @@ class EyeStream:
             window.add_closure(result.event.start, result.event.end, result.event.kind)
         elif result.ended == "unknown":
             window.invalidate(before.start, t)  # the closure was dropped as unknown: its time was not valid
-        events_cfg = self.config.events
-        in_closure = machine.phase in _IN_CLOSURE and machine.confirmed(events_cfg)
-        onset = machine.onset(events_cfg) if in_closure else None  # where the event will start (its core rule)
-        ongoing_end = machine.reopened_at if machine.phase is Phase.REOPENING else t
-        if in_closure:
-            ongoing_end = machine.end_at(ongoing_end, events_cfg)
+        confirmed = machine.phase in IN_CLOSURE and machine.confirmed(self.config.events)
+        onset, ongoing_end = machine.span(self.config.events) if confirmed else (None, None)  # the event's own span
         perclos = window.perclos(t, onset, ongoing_end)
 
         alarms = []
         if result.alarm is not None:
-            alarms.append(Alarm(result.alarm, machine.onset(events_cfg), result.alarm_new))
+            alarms.append(Alarm(result.alarm, onset, result.alarm_new))
         drowsy, new = window.drowsy(t, perclos)
         if drowsy:
             alarms.append(Alarm(DROWSY, window.drowsy_since, new))
@@ -263,19 +258,18 @@ class EyeStream:
         logits = iter(self.classifier.logits(resized))
         return [m if m.reason is not None else m._replace(logit=next(logits)) for m in out]
 
-    def _learn(self, result: Step, samples: list[tuple[str, float, float]]) -> None:
+    def _learn(self, result: Step, samples: list[Sample]) -> None:
         """Teach each eye's PersonLevels with the machine's own decision about this frame (predict, then learn)."""
         machine = result.state
         events = self.config.events
-        in_closure = machine.phase in _IN_CLOSURE
-        for (side, z, seconds), closed in self._labels.label(
+        in_closure = machine.phase in IN_CLOSURE
+        for (side, z, seconds, score), closed in self._labels.label(
             samples, in_closure, machine.start, in_closure and machine.confirmed(events),
             machine.phase is Phase.REOPENING, machine.phase is Phase.OPEN, result.ended,
         ):
-            levels = self.levels[side]
-            if closed and levels.predict_one(z) > -events.core_depth:
+            if closed and score > -events.core_depth:
                 continue  # a confirmed closure teaches the closed level with its core frames only
-            levels.learn_one(z, seconds, not closed)
+            self.levels[side].learn_one(z, seconds, not closed)
 
     def _follow(self, measured: list[_Measured], t: float) -> tuple[tuple[EyeObservation, ...], list[float]]:
         """Score (in the person's units) and filter every eye; returns the observations and the valid scores."""
@@ -298,7 +292,7 @@ class EyeStream:
 def stream_config_of(sections: Any) -> StreamConfig:
     """A StreamConfig from parsed JSON ``{section: {field: value}}`` (``eyesdk watch --config``, the benchmarks'
     ``--sweep`` variants); TypeError / ValueError name what is wrong."""
-    if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
+    if not isinstance(sections, dict):
         raise TypeError('expected a JSON object of sections, e.g. \'{"events": {"confirm_depth": 0.7}}\'')
     return stream_config(**sections)
 
@@ -312,4 +306,6 @@ def stream_config(**sections: Mapping[str, Any]) -> StreamConfig:
     unknown = [name for name in sections if name not in names]
     if unknown:
         raise TypeError(f"unknown StreamConfig section(s) {unknown}; sections are {sorted(names)}")
+    if not all(isinstance(values, Mapping) for values in sections.values()):
+        raise TypeError('each section is an object of fields, e.g. \'{"events": {"confirm_depth": 0.7}}\'')
     return replace(base, **{name: replace(getattr(base, name), **dict(values)) for name, values in sections.items()})

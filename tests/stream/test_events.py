@@ -109,6 +109,12 @@ def test_a_long_shallow_run_ends_the_closure_and_a_short_one_is_bridged() -> Non
     assert state.phase is Phase.CLOSED and not state.confirmed(config)  # what follows is a new, unconfirmed one
 
 
+def test_unseen_frames_after_the_core_count_towards_its_end() -> None:
+    """Unknown frames are bridged, but they are not core: 0.27 s unseen then shallow frames end the closure."""
+    events, _, _ = run([("open", 30), ("closed", 30, -1.0), ("unknown", 8), ("closed", 4, -0.35), ("open", 30)])
+    assert len(events) == 1 and events[0].duration == pytest.approx(30 / FPS)
+
+
 def test_alarms_count_from_the_core_onset() -> None:
     """A long shallow lead-in before a real closure does not bring its microsleep alarm forward."""
     events, alarms, _ = run([("open", 30), ("closed", 20, -0.35), ("closed", 40, -1.0), ("open", 30)])
@@ -179,6 +185,14 @@ def test_finish_completes_the_closure_in_progress() -> None:
     event = finish(state, EventConfig())
     assert event.kind == "blink" and event.duration == pytest.approx(6 / FPS)
     assert finish(run([("open", 30)])[2], EventConfig()) is None
+    _, _, state = run([("open", 30), ("closed", 20, -1.0), ("closed", 6, -0.35)])  # ends in a short shallow tail
+    assert finish(state, EventConfig()).clipped
+    # a shallow tail longer than max_shallow (not yet max_bridge: still in progress) ended the core inside the
+    # stream: the event's end was seen
+    config = EventConfig(max_bridge=1.0)
+    _, _, state = run([("open", 30), ("closed", 20, -1.0), ("closed", 12, -0.35)], config)
+    event = finish(state, config)
+    assert not event.clipped and event.duration == pytest.approx(20 / FPS)
 
 
 def test_scoreless_callers_count_as_deep() -> None:
@@ -202,6 +216,7 @@ def test_scoreless_callers_count_as_deep() -> None:
         ({"confirm_depth": 3.0}, r"EventConfig.confirm_depth = 3.0 is out of range"),
         ({"max_shallow": 0.0}, r"EventConfig.max_shallow = 0.0 is out of range"),
         ({"max_bridge": 0.1}, r"EventConfig.max_bridge = 0.1 is out of range"),
+        ({"confirm_depth": 0.3}, r"EventConfig.core_depth = 0.5 is out of range; allowed \[-2.0, 0.3\]"),
     ],
 )
 def test_bad_event_config_is_refused(kwargs: dict, match: str) -> None:

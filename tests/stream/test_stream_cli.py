@@ -47,7 +47,7 @@ def video(tmp_path_factory) -> Path:
 # The CLI is under test, not the model: with the shipped model the synthetic closed eyes of these clips sit at
 # calibrated logits of only -3 to -4.5, short of the default confirmation depth in the prior's units. So the clips are
 # watched with a shallower confirmation, given the way a user gives any setting (--config).
-CONFIG = '{"events": {"confirm_depth": 0.3}}'
+CONFIG = '{"events": {"confirm_depth": 0.3, "core_depth": 0.3}}'
 
 
 def watch(*args: str):
@@ -129,16 +129,28 @@ def test_a_real_sigterm_to_a_running_watch(tmp_path: Path) -> None:
     assert end["type"] == "end" and end["reason"] == "terminated" and 0 < end["frames"] < 18000
 
 
-def test_the_default_settings_apply_without_config(video: Path) -> None:
+def test_the_default_settings_apply_without_config(video: Path, monkeypatch) -> None:
+    import eyesdk.stream.stream as stream_module
+    from eyesdk.stream import StreamConfig
+
+    made = []
+
+    class Recorded(stream_module.EyeStream):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self.config)
+
+    monkeypatch.setattr(stream_module, "EyeStream", Recorded)
     result = CliRunner().invoke(main, ["watch", "--video", str(video), "--locator", "fixed", "--regions", REGIONS,
                                        "--json", "--quiet", "--backend", "onnxruntime"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert records(result.output)[-1]["frames"] == 210
+    assert made == [StreamConfig()]
 
 
 def test_config_from_a_file_changes_the_events(video: Path, tmp_path: Path) -> None:
     path = tmp_path / "stream.json"
-    path.write_text('{"events": {"confirm_depth": 0.3, "long_blink_from": 0.1}}')
+    path.write_text('{"events": {"confirm_depth": 0.3, "core_depth": 0.3, "long_blink_from": 0.1}}')
     result = CliRunner().invoke(main, ["watch", "--config", str(path), "--video", str(video), "--locator", "fixed",
                                        "--regions", REGIONS, "--json", "--quiet", "--backend", "onnxruntime"],
                                 catch_exceptions=False)
@@ -153,7 +165,7 @@ def test_config_from_a_file_changes_the_events(video: Path, tmp_path: Path) -> N
         ('{"events": {"bogus": 1}}', r"unexpected keyword argument 'bogus'"),
         ('{"events": {"confirm_depth": 5}}', r"EventConfig.confirm_depth = 5 is out of range"),
         ('{"nope": {}}', r"unknown StreamConfig section\(s\) \['nope'\]"),
-        ('{"events": 1}', r"expected a JSON object of sections"),
+        ('{"events": 1}', r"each section is an object of fields"),
         ("{bad", r"the value is not valid JSON"),
         ("/no/such/stream.json", r"/no/such/stream.json .*No such file"),
     ],

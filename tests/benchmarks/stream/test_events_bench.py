@@ -84,7 +84,7 @@ def test_the_noise_command(tiny_mrl, tmp_path: Path) -> None:
     ("sweep", "match"),
     [
         ('["not", "an", "object"]', r"--sweep: expected a JSON object: variant name"),
-        ('{"v": {"events": 1}}', r"--sweep: expected a JSON object of sections"),
+        ('{"v": {"events": 1}}', r"--sweep: each section is an object of fields"),
         ('{"v": {"events": {"bogus": 1}}}', r"--sweep: .*unexpected keyword argument 'bogus'"),
         ('{"v": {bad', r"--sweep: is not valid JSON"),
     ],

@@ -64,7 +64,7 @@ def test_the_evaluator_scores_a_stream(tree: Path) -> None:
     locator = FixedRegionLocator({"left": (20, 20, 48, 48), "right": (92, 20, 48, 48)})
     # The evaluator is under test, not the model: after MJPG the synthetic closed eyes sit at calibrated logits of
     # only -2.6 to -4.5 with the default model, short of the default confirmation depth in the prior's units.
-    config = StreamConfig(events=EventConfig(confirm_depth=0.3))
+    config = StreamConfig(events=EventConfig(confirm_depth=0.3, core_depth=0.3))
     stream = eyesdk.EyeStream(locator=locator, backend="onnxruntime", config=config)
     result = run(stream, tree)
     assert len(result["videos"]) == 2
