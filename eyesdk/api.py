@@ -115,12 +115,10 @@ class EyeState:
         self.batch_artifact: dict[str, Any] = batch.artifact if batch.artifact is not None else self.artifact
         self.batch_rejected: list[tuple[selection.Candidate, selection.Rejection]] = batch.rejected
         self.batch_reason: str = batch.reason  # why batches run on the predict runner, when they do
-        self._batch_runner = batch.runner
         self._run_batch: Callable[[np.ndarray], np.ndarray] = (batch.runner or chosen.runner).run
-        self._pipelined = threads >= 2
+        self.pipelined: bool = threads >= 2  # predict_batch overlaps preprocessing with the model (see threads)
         self._worker: ThreadPoolExecutor | None = None
         self._worker_pid = 0
-        self._contract = bundle.contract
         self._feed = model_feed(bundle.contract)  # resize (+ standardize unless the artifact does it), chosen once
         self._size = bundle.contract.size
         self._inv_t = 1.0 / self.temperature
@@ -168,14 +166,14 @@ class EyeState:
         """
         results: list[EyePrediction] = []
         # One chunk has nothing to overlap: the worker round-trip would only add to it (2 crops: 125 -> ~200 µs).
-        if self._pipelined and not (hasattr(crops, "__len__") and len(crops) <= _PREPROCESS_CHUNK):
+        if self.pipelined and not (hasattr(crops, "__len__") and len(crops) <= _PREPROCESS_CHUNK):
             for z in self._pipelined_logits(crops):
                 results.extend(self._prediction(v) for v in z.tolist())
             return results
         for start, chunk in _chunks(crops):
             x = self._preprocess_chunk(chunk, start)
             if x.shape[0]:
-                z = self.logits(x.reshape(x.shape[0], 1, self._size, self._size))
+                z = self._logits(x.reshape(x.shape[0], 1, self._size, self._size))
                 results.extend(self._prediction(v) for v in z.tolist())
         return results
 
@@ -198,7 +196,7 @@ class EyeState:
                         yield pending.result()
                         pending = None
                     if x.shape[0]:
-                        pending = worker.submit(self.logits, x.reshape(x.shape[0], 1, self._size, self._size))
+                        pending = worker.submit(self._logits, x.reshape(x.shape[0], 1, self._size, self._size))
                 if pending is not None:
                     yield pending.result()
                     pending = None
@@ -243,7 +241,10 @@ class EyeState:
         ):
             got = f"{batch.shape} {batch.dtype}" if isinstance(batch, np.ndarray) else type(batch).__name__
             raise InvalidCropError(f"logits() takes a preprocessed float32 batch (N, 1, {size}, {size}); got {got}")
-        batch = np.ascontiguousarray(batch)
+        return self._logits(np.ascontiguousarray(batch))
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        """``logits`` of a batch known to be right: contiguous (N, 1, S, S) float32 (predict_batch's own chunks)."""
         n = batch.shape[0]
         if n == 0:  # nothing to run; fixed-batch files and some runtimes refuse an empty batch
             return np.empty(0, dtype=np.float32)

@@ -27,7 +27,7 @@ from .backends.base import ModelFiles
 from .errors import ModelIntegrityError
 from .formats import FORMATS, PRECISIONS
 from .preprocess import PreprocessContract
-from .safeio import RefusedFileError, open_regular, parse_json, read_capped
+from .safeio import RefusedFileError, open_regular, parse_json, read_capped, read_regular
 
 SCHEMA = "eyesdk.bundle/1"
 # Written instead when the contract standardizes inside the artifacts (normalization_in_model): eyesdk releases from
@@ -340,7 +340,7 @@ def load_bundle(path: str | os.PathLike[str] | None = None) -> Bundle:
     if not isinstance(output, dict) or any(output.get(key) != value for key, value in OUTPUT.items()):
         raise _fail(root, f"manifest key 'output' is {output!r}; this eyesdk reads {OUTPUT!r}")
     threshold = manifest["threshold"]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
         raise _fail(root, f"manifest key 'threshold' must be a probability in [0, 1], got {threshold!r}")
     by_key = _check_artifacts(root, manifest["artifacts"], files)
     _check_probe(root, manifest, files)
@@ -360,8 +360,7 @@ def _read_manifest(root: Path) -> bytes:
     if path.is_symlink():
         raise _fail(root, f"{MANIFEST} is a symlink; bundles must hold plain files")
     try:
-        with open_regular(path, follow_symlinks=False) as (handle, size):
-            return read_capped(handle, size, MAX_MANIFEST_BYTES)
+        return read_regular(path, MAX_MANIFEST_BYTES, follow_symlinks=False)
     except FileNotFoundError:
         raise _fail(root, f"has no {MANIFEST}; it is not an eyesdk bundle") from None
     except RefusedFileError as exc:

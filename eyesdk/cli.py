@@ -141,7 +141,7 @@ def _runs(bundle: Any, threads: int) -> dict[str, Any]:
         "batches": f"{es.batch_backend} {es.precision}",
         "batch_reason": es.batch_reason,
         "batch_rejected": [f"{c}: {r}" for c, r in es.batch_rejected],
-        "pipelined": threads >= 2,
+        "pipelined": es.pipelined,
     }
 
 

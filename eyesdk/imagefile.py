@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InvalidCropError, MissingDependencyError
 from .preprocess import MAX_SIDE, check_sides
-from .safeio import RefusedFileError, open_regular, read_capped
+from .safeio import RefusedFileError, read_regular
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP")  # MPO (a camera's multi-picture JPEG) opens through the JPEG plugin
 # What a crop can be: 2048 x 2048 is a whole 4 Mpx photo, far beyond any eye crop, and decodes to at most 12 MiB.
@@ -304,12 +304,12 @@ def exif_orientation(exif: bytes) -> int:
 
 def _read_file(path: Path) -> bytes:
     try:
-        with open_regular(path) as (handle, size):  # OSErrors of opening the path propagate unchanged
-            if size == 0:
-                raise InvalidCropError(f"{path}: the file is empty (0 bytes), not an image")
-            return read_capped(handle, size, MAX_FILE_BYTES)
+        data = read_regular(path, MAX_FILE_BYTES)  # OSErrors of opening the path propagate unchanged
     except RefusedFileError as exc:
         raise InvalidCropError(f"{path}: {str(exc).removeprefix('is ')}, not an image") from None
+    if not data:
+        raise InvalidCropError(f"{path}: the file is empty (0 bytes), not an image")
+    return data
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

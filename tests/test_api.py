@@ -129,7 +129,7 @@ def test_grey_forms_agree(es: eyesdk.EyeState) -> None:
     assert es.predict(crop.astype(np.float32) / 255.0).logit == pytest.approx(base, abs=1e-5)
     assert es.predict(crop.astype(np.float64) / 255.0).logit == pytest.approx(base, abs=1e-5)
     assert es.predict(np.asfortranarray(crop)).logit == pytest.approx(base, abs=1e-6)
-    assert es.predict(crop[::-1, ::-1][::-1, ::-1]).logit == base  # non-contiguous view path
+    assert es.predict(crop[::-1, ::-1].copy()[::-1, ::-1]).logit == base  # non-contiguous view path (negative strides)
 
 
 def test_bgr_is_the_default_and_rgb_is_explicit(tiny_bundle: Path, es: eyesdk.EyeState) -> None:
@@ -196,7 +196,10 @@ def test_uint8_stack_is_preprocessed_in_one_call(es: eyesdk.EyeState, monkeypatc
 def test_large_batches_are_chunked(es: eyesdk.EyeState, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api, "_MAX_CHUNK", 4)
     stack = np.stack(crops(10))
+    calls, run = [], es._run_batch
+    monkeypatch.setattr(es, "_run_batch", lambda batch: calls.append(len(batch)) or run(batch))
     chunked = [r.logit for r in es.predict_batch(stack)]
+    assert calls == [4, 4, 2]
     monkeypatch.setattr(api, "_MAX_CHUNK", 1024)
     assert chunked == pytest.approx([r.logit for r in es.predict_batch(stack)], abs=1e-6)
 

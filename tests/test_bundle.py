@@ -378,7 +378,7 @@ def test_a_huge_manifest_is_refused(damaged: Path) -> None:
 )
 def test_malformed_manifest_json_is_refused(damaged: Path, raw, message: str) -> None:
     """#5 and Also: deep nesting (RecursionError), 5000-digit ints (ValueError), UTF-16, BOM, duplicate keys."""
-    text = json.dumps(read_manifest(damaged), indent=1).replace('"threshold": 0.5', '"threshold": 0.5')
+    text = json.dumps(read_manifest(damaged), indent=1)
     assert '"threshold": 0.5' in text
     (damaged / "manifest.json").write_bytes(raw(text))
     with pytest.raises(ModelIntegrityError, match=message):
