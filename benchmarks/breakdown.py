@@ -36,10 +36,9 @@ def stages(es: Any, crop: np.ndarray) -> dict[str, Callable[[], object]]:
         WHOLE: partial(es.predict, crop),
         "grey conversion": partial(to_grey, crop),
         f"resize to {contract.size}x{contract.size}": partial(resize_grey, grey, contract.size),
-        "standardization": partial(standardize, resized, contract.std_floor),
     }
-    if contract.normalization_in_model:  # the artifact standardizes its input: inference includes that step
-        del timed["standardization"]
+    if not contract.normalization_in_model:  # else the artifact standardizes its input: inference includes it
+        timed["standardization"] = partial(standardize, resized, contract.std_floor)
     return {**timed, f"inference ({es.backend} {es.precision})": partial(es.logits, x)}
 
 

@@ -25,6 +25,7 @@ from .gates import EXIT_GATES_FAILED
 SCHEMA = "eyesdk.bench-throughput/1"
 ROUNDS = 10
 TARGET_RATE = 100_000  # issue 11: predict_batch on a 256-crop uint8 stack, crops/s on the 2-core machine
+TARGET_BATCH = 256
 
 
 def measure_rates(bundle: Any, cells: list[matrix.Cell], threads: tuple[int, ...], batches: tuple[int, ...],
@@ -131,9 +132,12 @@ def command(model: Path | None, backends: tuple[str, ...] | None, precisions: tu
         rate = best["rates"][str(largest)]
         click.echo(f"best at batch {largest}: {row_name(best)} {rate:,.0f} crops/s "
                    f"(median call; its fastest call: {best['best_rates'][str(largest)]:,.0f} crops/s)")
-        click.echo(f"issue 11 target >= {TARGET_RATE:,} crops/s at batch 256: {rate / TARGET_RATE:.2f}x of it "
-                   f"({'met' if rate >= TARGET_RATE else 'not met'}; fastest call "
-                   f"{best['best_rates'][str(largest)] / TARGET_RATE:.2f}x)")
+    target = best_at(rows, TARGET_BATCH) if TARGET_BATCH in batches else None
+    if target is not None:  # the target is stated at one batch size: said only when that one was measured
+        rate = target["rates"][str(TARGET_BATCH)]
+        click.echo(f"issue 11 target >= {TARGET_RATE:,} crops/s at batch {TARGET_BATCH}: {rate / TARGET_RATE:.2f}x of "
+                   f"it ({'met' if rate >= TARGET_RATE else 'not met'}; fastest call "
+                   f"{target['best_rates'][str(TARGET_BATCH)] / TARGET_RATE:.2f}x)")
     if json_path is not None:
         write_json(json_path, {"schema": SCHEMA, "command": options.command_line(ctx), "device": device_block(),
                                "model": model_block(bundle), "batches": list(batches), "crops": crops,

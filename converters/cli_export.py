@@ -160,15 +160,16 @@ def run_export(checkpoint: str | Path, prepared: PreparedData | None = None, **k
     ckpt["data_summary"] = {**summary, "folds_file": summary.get("folds_file", str(kw["folds_file"]))}
     val_fold = kw["val_fold"] if kw["val_fold"] is not None else int(summary.get("val_fold", 0))
     test_fold = summary.get("test_fold")
+    in_model = kw["standardize_in_model"]  # the CLIs' option (default: in the graph)
     x_val, y_val, x_calib = split_for_export(data, val_fold, test_fold, kw["calib_count"],
-                                             export_contract(ckpt, kw.get("standardize_in_model", False)))
+                                             export_contract(ckpt, in_model))
     click.echo(f"checkpoint {checkpoint}: validating on fold {val_fold} ({len(y_val)} crops), "
                f"calibrating on {len(x_calib)} training crops")
     try:
         return build_bundle((model, ckpt), x_val, y_val, x_calib, kw["out"], formats=kw["formats"],
                             precisions=kw["precisions"], gates=kw["gates"], name=kw["name"],
                             probe_count=kw["probe_count"], echo=click.echo, temperature=kw["temperature"],
-                            standardize_in_model=kw.get("standardize_in_model", False))
+                            standardize_in_model=in_model)
     except NoArtifactPassedError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -37,10 +37,9 @@ class TeacherEnsemble(nn.Module):
 
 def teacher_paths(teacher: str | Sequence[str] | None) -> list[str]:
     """``"a.pt"``, ``"a.pt,b.pt"`` or ``["a.pt", "b.pt"]`` -> a list of checkpoint paths (the CLIs' one comma rule)."""
-    from ..cliutil import split_commas
+    from eyesdk.cliutil import split_commas
 
-    return split_commas(None if teacher is None else [str(t) for t in ([teacher] if isinstance(teacher, str)
-                                                                         else teacher)])
+    return split_commas(teacher if teacher is None or isinstance(teacher, str) else [str(t) for t in teacher])
 
 
 def load_teacher(teacher: str | Sequence[str]) -> TeacherEnsemble:

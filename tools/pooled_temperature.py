@@ -3,8 +3,9 @@
     python tools/pooled_temperature.py runs/screen/kdA/logits.npz runs/screen/kdB/logits.npz
 
 Each ``logits.npz`` is what ``tools/screen.py`` writes (``test_logits``, ``test_y``: the raw logits of a test fold the
-run never trained or validated on). The fit is ``eyesdk.metrics.fit_temperature``, the one ``eyesdk-convert cv``
-uses for its pooled out-of-fold T; this tool exists for recipes screened on some splits only (the distilled default).
+run never trained or validated on). The fit is ``eyesdk-convert cv``'s own pooled out-of-fold fit
+(``converters.crossval.pooled_temperature``); this tool exists for recipes screened on some splits only (the
+distilled default: T = 1.249 from the two distillation screening runs).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 import numpy as np
 
-from eyesdk.metrics import fit_temperature
+from eyesdk.converters.crossval import pooled_temperature as fit_pooled
 
 
 def pooled_temperature(paths: list[str]) -> tuple[float, int]:
@@ -24,7 +25,7 @@ def pooled_temperature(paths: list[str]) -> tuple[float, int]:
             logits.append(data["test_logits"])
             labels.append(data["test_y"])
     z, y = np.concatenate(logits), np.concatenate(labels)
-    return fit_temperature(z, y), len(z)
+    return fit_pooled(z, y), len(z)
 
 
 def main(argv: list[str] | None = None) -> int:

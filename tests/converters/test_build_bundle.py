@@ -464,5 +464,6 @@ def test_export_records_the_folds_file_in_the_training_section(tmp_path, tiny, m
     seen = {}
     monkeypatch.setattr(bundle_module, "build_bundle", lambda source, *a, **kw: seen.setdefault("ckpt", source[1]))
     run_export(checkpoint, data, folds_file="folds/x.json", val_fold=1, calib_count=4, out=tmp_path / "b",
-               formats=["onnx"], precisions=["fp32"], gates=None, name=None, probe_count=4, temperature=None)
+               formats=["onnx"], precisions=["fp32"], gates=None, name=None, probe_count=4, temperature=None,
+               standardize_in_model=False)
     assert seen["ckpt"]["data_summary"]["folds_file"] == "folds/x.json"
