@@ -50,7 +50,8 @@ class PreprocessContract:
     layout: str = "NCHW"
     dtype: str = "float32"
     # True: the artifact standardizes its own input (inside the exported graph, the same arithmetic as
-    # `standardize`), so the runtime feeds it resize_grey's output and skips the numpy call (~6-9 µs at batch 1).
+    # `standardize`), so the runtime feeds it resize_grey's output and skips the numpy call (5-6 µs at batch 1,
+    # docs/performance.md).
     # Bundles written before this field existed lack it: False, today's path.
     normalization_in_model: bool = False
 

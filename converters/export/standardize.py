@@ -2,8 +2,8 @@
 
 The runtime then feeds ``resize_grey``'s output (grey in [0, 255]) straight to the artifact and skips the numpy
 ``standardize`` call: at batch 1 that call costs more than the few reductions cost inside a runtime's graph
-(LiteRT: ~2.5 µs in the graph for a ~6-9 µs numpy call, model-runtime-requests R1). The arithmetic is
-``eyesdk.preprocess.standardize``'s: zero mean, the standard deviation of the centred pixels, floored at
+(LiteRT: ~0.6 µs in the graph for a 5-6 µs numpy call, docs/performance.md; model-runtime-requests R1). The
+arithmetic is ``eyesdk.preprocess.standardize``'s: zero mean, the standard deviation of the centred pixels, floored at
 ``std_floor * 255``.
 """
 
