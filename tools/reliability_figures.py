@@ -86,15 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="")
     parser.add_argument("--backend", default="onnxruntime")
     args = parser.parse_args(argv)
-    folder = tempfile.mkdtemp(prefix="eyesdk-figures-")
-    subprocess.run([sys.executable, "-c", CHILD, args.model, args.backend, "write-files", folder], check=True)
-    print(f"{'case':<20} {'input':>12} {'peak RSS growth':>16} {'time':>8}  outcome")
-    for case in CASES:
-        out = subprocess.run([sys.executable, "-c", CHILD, args.model, args.backend, case, folder],
-                             capture_output=True, text=True, check=True)
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{row['case']:<20} {row['input_bytes']:>10} B {row['peak_rss_growth_mib']:>12} MiB "
-              f"{row['seconds']:>7.3f}s  {row['outcome']}")
+    with tempfile.TemporaryDirectory(prefix="eyesdk-figures-") as folder:
+        subprocess.run([sys.executable, "-c", CHILD, args.model, args.backend, "write-files", folder], check=True)
+        print(f"{'case':<20} {'input':>12} {'peak RSS growth':>16} {'time':>8}  outcome")
+        for case in CASES:
+            out = subprocess.run([sys.executable, "-c", CHILD, args.model, args.backend, case, folder],
+                                 capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{row['case']:<20} {row['input_bytes']:>10} B {row['peak_rss_growth_mib']:>12} MiB "
+                  f"{row['seconds']:>7.3f}s  {row['outcome']}")
 
 
 if __name__ == "__main__":

@@ -358,7 +358,7 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 @st.composite
 def png_headers(draw: st.DrawFn, seed: bytes) -> bytes:
-    """A valid PNG whose IHDR fields are rewritten (CRC recomputed), optionally with its IDAT re-compressed."""
+    """A valid PNG whose IHDR fields are rewritten (CRC recomputed)."""
     width, height, depth, colour, compression, filt, interlace = struct.unpack(">IIBBBBB", seed[16:29])
     fields = [width, height, depth, colour, compression, filt, interlace]
     for i in draw(st.lists(st.integers(0, 6), min_size=1, max_size=3)):

@@ -218,7 +218,6 @@ def test_a_file_swapped_during_loads_is_never_what_runs(damaged: Path) -> None:
     import threading
     import time
 
-    import numpy as np
     from synthetic import synthetic_eye
 
     if "onnxruntime" not in backends.available_backends():
@@ -258,8 +257,7 @@ def test_a_file_swapped_during_loads_is_never_what_runs(damaged: Path) -> None:
     finally:
         stop.set()
         thread.join()
-    assert sum(outcomes.values()) >= 10 and outcomes["refused"] > 0, outcomes
-    assert np.isfinite(reference)
+    assert sum(outcomes.values()) >= 10 and outcomes["refused"] > 0 and outcomes["ran verified bytes"] > 0, outcomes
 
 
 # -- no pickles anywhere ----------------------------------------------------------------------------------------------
